@@ -1,0 +1,257 @@
+//! tlsrpt-pipe: SMTP TLS Reports (RFC 8460) from an MTA pipe into a durable spool.
+//!
+//! Data flow, one module per step:
+//! stdin ([`input`]) → message ([`message`], MIME walk) → report parts ([`decode`]:
+//! gzip, zip, sniffing) → reports ([`report`]: RFC 8460 types, normalisation) →
+//! records ([`record`]) → spool ([`spool`]) and syslog ([`log`], [`alert`]).
+//! [`run`] strings them together; `main.rs` only maps its result to an exit status.
+
+#![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod cli;
+pub mod datetime;
+pub mod decode;
+pub mod error;
+pub mod input;
+pub mod limits;
+pub mod log;
+pub mod message;
+pub mod privilege;
+pub mod record;
+pub mod report;
+pub mod sanitize;
+pub mod spool;
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::alert::Thresholds;
+use crate::cli::Cli;
+use crate::datetime::Timestamp;
+use crate::error::Error;
+use crate::input::Input;
+use crate::limits::Limits;
+use crate::log::{Logger, Severity};
+use crate::message::Extraction;
+use crate::record::{Envelope, Record};
+use crate::report::{Parsed, ResultType};
+use crate::spool::{Entry, Spool};
+
+/// What happened to one message; every field feeds the delivery log line.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub stored: usize,
+    pub duplicates: usize,
+    /// Quarantine file name and reason.
+    pub quarantined: Option<(String, String)>,
+    /// Why the message held no report.
+    pub no_report: Option<&'static str>,
+    pub alerts: usize,
+}
+
+/// A report that survived parsing, ready to become a record.
+struct Accepted {
+    parsed: Parsed,
+    source: message::Source,
+    key: String,
+}
+
+/// Turns message bytes into accepted reports and reasons for quarantine. No I/O.
+fn analyse(raw: &[u8], limits: &Limits) -> (Extraction, Vec<Accepted>, Vec<String>) {
+    let ex = match decode::sniff(message::strip_mbox_from(raw)) {
+        Some(_) => message::extract_bare(raw, limits),
+        None => message::extract(raw, limits),
+    };
+    let mut reasons: Vec<String> = ex.broken.iter().map(|b| format!("part {}: {}", b.part, b.reason)).collect();
+    let mut accepted = Vec::new();
+    for doc in &ex.reports {
+        match report::parse(&doc.json) {
+            Ok(mut parsed) => {
+                let mut w = doc.warnings.clone();
+                w.append(&mut parsed.warnings);
+                parsed.warnings = w;
+                let key = record::dedup_key(&parsed.report);
+                accepted.push(Accepted { parsed, source: doc.source.clone(), key });
+            }
+            Err(e) => reasons.push(format!("part {}: {e}", doc.source.part)),
+        }
+    }
+    (ex, accepted, reasons)
+}
+
+fn envelope(cli: &Cli) -> Envelope {
+    Envelope {
+        sender: cli.sender.clone(),
+        recipient: cli.recipient.clone(),
+        original_recipient: cli.original_recipient.clone(),
+        queue_id: cli.queue_id.clone(),
+        client_address: cli.client_address.clone(),
+        size: cli.size.clone(),
+    }
+}
+
+fn thresholds(cli: &Cli) -> Thresholds {
+    Thresholds {
+        min_failed: cli.alert_min_failed,
+        min_ratio: cli.alert_min_ratio,
+        per_type: cli.alert_result_type.iter().map(|(k, n)| (ResultType::from(k.clone()), *n)).collect(),
+        domains: cli.alert_domain.iter().map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()).collect(),
+    }
+}
+
+/// Unique within the spool: time, pid and a nanosecond stamp; no message text.
+fn quarantine_name(now: Timestamp) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}.{}.{nanos:09}", now.compact(), std::process::id())
+}
+
+fn field(k: &str, v: &str) -> String {
+    format!("{k}={}", sanitize::value(v, 200))
+}
+
+/// The whole delivery. Privileges are dropped before the first byte of input is read.
+pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Error> {
+    privilege::drop_root(cli.user.as_deref(), Some(&cli.spool), cli.create_spool)?;
+    let limits = cli.limits();
+    let now = Timestamp::now();
+    let received_at = now.rfc3339();
+    let env = envelope(cli);
+    let spool = if cli.dry_run {
+        None
+    } else {
+        let opts = spool::Options { lock_timeout: Duration::from_secs(cli.lock_timeout), fsync: !cli.no_fsync };
+        Some(Spool::open(&cli.spool, opts, cli.create_spool)?)
+    };
+    let ctx = |queue: &Envelope| {
+        queue.queue_id.as_deref().map(|q| format!(" {}", field("queue-id", q))).unwrap_or_default()
+    };
+    let meta = |reason: &str, headers: Option<&message::Headers>| {
+        json!({ "reason": reason, "received-at": received_at, "envelope": env, "headers": headers })
+    };
+
+    let raw = match input::read(stdin, limits.max_message_size).map_err(Error::Input)? {
+        Input::Complete(raw) => raw,
+        Input::Oversized { head, mut rest } => {
+            let reason = format!("message larger than {} bytes", limits.max_message_size);
+            let mut out = Outcome::default();
+            if let Some(spool) = &spool {
+                let name = quarantine_name(now);
+                spool.quarantine(&name, &head, Some(&mut rest), limits.max_quarantine_size, &meta(&reason, None))?;
+                out.quarantined = Some((name, reason));
+            } else {
+                io::copy(&mut rest, &mut io::sink()).map_err(Error::Input)?;
+                out.quarantined = Some(("(dry run)".into(), reason));
+            }
+            log_outcome(log, &out, &[], &ctx(&env));
+            return Ok(out);
+        }
+    };
+
+    let (ex, accepted, reasons) = analyse(&raw, &limits);
+    let mut lines = Vec::with_capacity(accepted.len());
+    for a in &accepted {
+        let rec = Record {
+            version: record::RECORD_VERSION,
+            received_at: &received_at,
+            dedup_key: &a.key,
+            envelope: &env,
+            headers: &ex.headers,
+            source: &a.source,
+            totals: a.parsed.report.totals(),
+            warnings: &a.parsed.warnings,
+            report: &a.parsed.report,
+        };
+        let line = record::encode(&rec).map_err(|e| Error::Panic(format!("cannot encode record: {e}")))?;
+        lines.push(Entry { key: a.key.clone(), line });
+    }
+    let mut out = Outcome { no_report: if accepted.is_empty() && reasons.is_empty() { ex.no_report } else { None }, ..Outcome::default() };
+
+    let Some(spool) = spool else {
+        let mut stdout = io::stdout().lock();
+        for e in &lines {
+            stdout.write_all(&e.line).map_err(Error::Input)?;
+        }
+        out.stored = lines.len();
+        if !reasons.is_empty() {
+            out.quarantined = Some(("(dry run)".into(), reasons.join("; ")));
+        }
+        let reports: Vec<&report::Report> = accepted.iter().map(|a| &a.parsed.report).collect();
+        log_outcome(log, &out, &reports, &ctx(&env));
+        return Ok(out);
+    };
+
+    let mut fresh: Vec<&Accepted> = Vec::new();
+    if !lines.is_empty() {
+        let lock = spool.lock()?;
+        let result = spool.append(&lock, &now.utc_day(), &lines)?;
+        drop(lock);
+        out.stored = result.stored.len();
+        out.duplicates = result.duplicates.len();
+        fresh = result.stored.iter().map(|&i| &accepted[i]).collect();
+    }
+    if !reasons.is_empty() {
+        let reason = reasons.join("; ");
+        let name = quarantine_name(now);
+        spool.quarantine(&name, &raw, None, u64::MAX, &meta(&reason, Some(&ex.headers)))?;
+        out.quarantined = Some((name, reason));
+    } else if let (Some(why), true) = (out.no_report, cli.keep_unrecognized) {
+        let name = quarantine_name(now);
+        spool.quarantine(&name, &raw, None, u64::MAX, &meta(why, Some(&ex.headers)))?;
+    }
+
+    // Logging happens after the commit point and cannot change the outcome.
+    let reports: Vec<&report::Report> = fresh.iter().map(|a| &a.parsed.report).collect();
+    log_outcome(log, &out, &reports, &ctx(&env));
+    let t = thresholds(cli);
+    for r in &reports {
+        for a in alert::evaluate(r, &t) {
+            log.log(a.severity, &a.line(), &a.fields());
+            out.alerts += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The one info line per delivery.
+fn log_outcome(log: &mut Logger, out: &Outcome, reports: &[&report::Report], ctx: &str) {
+    let mut line = String::new();
+    if out.stored > 0 || out.duplicates > 0 {
+        let join = |f: &dyn Fn(&report::Report) -> Vec<String>| {
+            let mut v: Vec<String> = reports.iter().flat_map(|r| f(r)).collect();
+            v.dedup();
+            sanitize::value(&v.join(","), 300)
+        };
+        let totals = reports.iter().fold((0u64, 0u64), |(s, f), r| {
+            let t = r.totals();
+            (s + t.successful, f + t.failed)
+        });
+        line.push_str(&format!(
+            "status={} records={} duplicates={} organization={} report-id={} policy-domains={} successful={} failed={}",
+            if out.stored > 0 { "stored" } else { "duplicate" },
+            out.stored,
+            out.duplicates,
+            join(&|r| r.organization_name.iter().cloned().collect()),
+            join(&|r| r.report_id.iter().cloned().collect()),
+            join(&|r| r.policy_domains().into_iter().map(str::to_owned).collect()),
+            totals.0,
+            totals.1,
+        ));
+    }
+    if let Some((name, reason)) = &out.quarantined {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&format!("status=quarantined file={} {}", sanitize::value(name, 100), field("reason", reason)));
+    }
+    if line.is_empty() {
+        line = format!("status=no-report {}", field("reason", out.no_report.unwrap_or("no TLS report in message")));
+    }
+    line.push_str(ctx);
+    log.log(Severity::Info, &line, &[]);
+}

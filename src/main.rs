@@ -1,0 +1,56 @@
+//! Thin entry point: parse arguments, call `run`, map the result to an exit status in
+//! one place. A panic anywhere becomes exit 75 (the MTA defers), never 101 (bounce).
+
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use tlsrpt_pipe::error::{EX_OK, Error};
+use tlsrpt_pipe::{cli::Cli, log::Logger, sanitize};
+
+fn main() -> ExitCode {
+    // Silence the default panic message: it is multi-line; we print one line instead.
+    panic::set_hook(Box::new(|_| {}));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::from(EX_OK);
+        }
+        Err(e) => {
+            // A typo in master.cf must defer the queue, not bounce every report.
+            let first = e.to_string().lines().next().unwrap_or("bad arguments").to_owned();
+            return fail(&mut Logger::stderr(), &Error::Usage(first));
+        }
+    };
+    let mut log = Logger::new(&cli.syslog_facility, cli.syslog_socket.as_deref(), cli.syslog_format, cli.log_stderr);
+    let result = panic::catch_unwind(AssertUnwindSafe(|| tlsrpt_pipe::run(&cli, std::io::stdin().lock(), &mut log)));
+    match result {
+        Ok(Ok(_)) => ExitCode::from(EX_OK),
+        Ok(Err(e)) => fail(&mut log, &e),
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            fail(&mut log, &Error::Panic(what))
+        }
+    }
+}
+
+/// One sanitised line on stderr (Postfix and Exim put it in their logs) and in syslog.
+fn fail(log: &mut Logger, e: &Error) -> ExitCode {
+    let line = sanitize::clean(&e.to_string(), 400);
+    if !log.is_stderr() {
+        let msg = format!("status=deferred reason={}", sanitize::value(&line, 400));
+        log.log(tlsrpt_pipe::log::Severity::Err, &msg, &[]);
+    }
+    let _ = writeln!(std::io::stderr(), "tlsrpt-pipe: {line}");
+    ExitCode::from(e.exit_code())
+}
