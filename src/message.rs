@@ -196,6 +196,32 @@ fn is_tlsrpt_message(msg: &Message<'_>) -> bool {
         || msg.subject().is_some_and(|s| s.trim_start().starts_with("Report Domain:"))
 }
 
+/// RFC 2045 §6.8 base64, ignoring whitespace; `None` on any other character.
+fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in text {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            c if c.is_ascii_whitespace() => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 struct Walk<'l> {
     limits: &'l Limits,
     flagged: bool,
@@ -280,6 +306,15 @@ impl Walk<'_> {
             return;
         };
         let src = Source { part: path, content_type: ct, filename, ..Source::default() };
+        // Without a closing boundary mail-parser hands back the last part still
+        // base64-encoded: decode it here rather than lose the report.
+        let cte_b64 = part.content_transfer_encoding().is_some_and(|c| c.trim().eq_ignore_ascii_case("base64"));
+        if cte_b64 && decode::sniff(part.contents()).is_none() {
+            if let Some(bytes) = decode_base64(part.contents()) {
+                self.decode(&bytes, src, claim);
+                return;
+            }
+        }
         self.decode(part.contents(), src, claim);
     }
 
@@ -385,5 +420,17 @@ impl Walk<'_> {
         if claim == Claim::Declared {
             self.broken(part, claim, "content is neither JSON, gzip nor zip".into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_fallback() {
+        assert_eq!(decode_base64(b"aGVs\r\nbG8=").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(decode_base64(b"aGVsbA"), Some(b"hell".to_vec()));
+        assert_eq!(decode_base64(b"not base64!"), None);
     }
 }
