@@ -13,6 +13,7 @@ pub mod cli;
 pub mod datetime;
 pub mod decode;
 pub mod error;
+pub mod fault;
 pub mod input;
 pub mod limits;
 pub mod log;
@@ -117,6 +118,7 @@ fn field(k: &str, v: &str) -> String {
 
 /// The whole delivery. Privileges are dropped before the first byte of input is read.
 pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Error> {
+    fault::point("panic");
     privilege::drop_root(cli.user.as_deref(), Some(&cli.spool), cli.create_spool)?;
     let limits = cli.limits();
     let now = Timestamp::now();

@@ -1,7 +1,7 @@
 //! Thin entry point: parse arguments, call `run`, map the result to an exit status in
 //! one place. A panic anywhere becomes exit 75 (the MTA defers), never 101 (bounce).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
@@ -13,7 +13,19 @@ use clap::error::ErrorKind;
 use tlsrpt_pipe::error::{EX_OK, Error};
 use tlsrpt_pipe::{cli::Cli, log::Logger, sanitize};
 
+/// With a file-size limit (RLIMIT_FSIZE, which an MTA may set for its delivery agents)
+/// an oversized write raises SIGXFSZ, whose default action kills the process: Exim
+/// bounces a message whose pipe command died by a signal. Ignored, the write fails with
+/// EFBIG instead, the append is rolled back and we exit 75 like any other full disk.
+#[allow(unsafe_code)]
+fn ignore_sigxfsz() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN installs no handler code; called once, before any other thread.
+    let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+}
+
 fn main() -> ExitCode {
+    ignore_sigxfsz();
     // Silence the default panic message: it is multi-line; we print one line instead.
     panic::set_hook(Box::new(|_| {}));
     let cli = match Cli::try_parse() {

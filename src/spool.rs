@@ -228,13 +228,22 @@ impl Spool {
         if len > 0 {
             len = self.trim_partial_tail(&f, len, &shown)?;
         }
+        crate::fault::point("after-lock");
+        if crate::fault::armed_at("mid-write") {
+            let _ = f.write_all(&buf[..buf.len() / 2]);
+            crate::fault::point("mid-write");
+        }
         let result = f.write_all(&buf).map_err(|e| Error::spool("append to", &shown, e)).and_then(|()| {
             if self.opts.fsync {
+                crate::fault::point("after-write");
                 fdatasync(f.as_fd()).map_err(|e| Error::spool("fsync", &shown, e))
             } else {
                 Ok(())
             }
         });
+        if result.is_ok() && !self.opts.fsync {
+            crate::fault::point("after-write");
+        }
         if let Err(e) = result {
             // Leave no partial record behind: back to the length before this append.
             let _ = ftruncate(f.as_fd(), len as i64);
@@ -245,9 +254,11 @@ impl Spool {
             // A new file: make its directory entry durable too.
             fsync(self.dir.as_fd()).map_err(|e| Error::spool("fsync", self.path.display(), e))?;
         }
+        crate::fault::point("after-fsync");
         for &i in &out.stored {
             self.mark_seen(&entries[i].key)?;
         }
+        crate::fault::point("after-mark");
         Ok(out)
     }
 
