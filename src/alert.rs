@@ -178,7 +178,7 @@ impl Alert {
             ("end", sanitize::clean(&self.end, 40)),
             ("failed", self.failed.to_string()),
             ("total", self.total.to_string()),
-            ("ratio", format!("{:.3}", self.ratio())),
+            ("ratio", format!("{:.4}", self.ratio())),
             (
                 "result-types",
                 self.result_types
@@ -196,6 +196,9 @@ impl Alert {
     pub fn line(&self) -> String {
         let mut s = String::from("tlsrpt-alert");
         for (k, v) in self.fields() {
+            if v.is_empty() && matches!(k, "mx-hosts" | "ips") {
+                continue;
+            }
             s.push(' ');
             s.push_str(k);
             s.push('=');
