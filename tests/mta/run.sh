@@ -225,6 +225,7 @@ rm -f "$ELOG"/mainlog
 {
     cat <<CF
 primary_hostname = mx.example.com
+keep_environment =
 domainlist local_domains = example.com : localhost
 qualify_domain = example.com
 local_interfaces = 127.0.0.1
@@ -257,7 +258,7 @@ check "exim SMTP: record stored" wait_for 30 has_records "$ID_GOOGLE" 1
 check "exim SMTP: envelope sender from \$SENDER" eq "$($CHECK get $SPOOL $ID_GOOGLE envelope.sender)" '"noreply-smtp-tls-reporting@google.com"'
 check "exim SMTP: recipient from \$RECIPIENT" eq "$($CHECK get $SPOOL $ID_GOOGLE envelope.recipient)" '"tls-reports@example.com"'
 check "exim SMTP: queue id from \$MESSAGE_ID" test "$($CHECK get $SPOOL $ID_GOOGLE envelope.queue-id)" != null
-check "exim SMTP: no mbox From line trouble, delivered" wait_for 5 in_log "$ELOG/mainlog" "=> tls-reports@example.com.*T=tlsrpt_pipe"
+check "exim SMTP: no mbox From line trouble, delivered" wait_for 5 in_log "$ELOG/mainlog" "=> tls-reports.*T=tlsrpt_pipe"
 
 log "Exim: sendmail -odi"
 exim4 -odi -f tlsrpt-noreply@microsoft.com tls-reports@example.com < "$FIX/mjl-_mox/microsoft.eml"
