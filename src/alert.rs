@@ -34,7 +34,12 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { min_failed: 1, min_ratio: 0.0, per_type: Vec::new(), domains: Vec::new() }
+        Thresholds {
+            min_failed: 1,
+            min_ratio: 0.0,
+            per_type: Vec::new(),
+            domains: Vec::new(),
+        }
     }
 }
 
@@ -61,8 +66,14 @@ pub fn severity_of(t: &ResultType) -> Severity {
     use ResultType::*;
     match t {
         StarttlsNotSupported => Severity::Crit,
-        CertificateHostMismatch | CertificateExpired | CertificateNotTrusted | ValidationFailure
-        | StsWebpkiInvalid | TlsaInvalid | DnssecInvalid | DaneRequired => Severity::Err,
+        CertificateHostMismatch
+        | CertificateExpired
+        | CertificateNotTrusted
+        | ValidationFailure
+        | StsWebpkiInvalid
+        | TlsaInvalid
+        | DnssecInvalid
+        | DaneRequired => Severity::Err,
         StsPolicyFetchError | StsPolicyInvalid | Other(_) => Severity::Warning,
     }
 }
@@ -85,7 +96,12 @@ pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
     let (start, end) = report
         .date_range
         .as_ref()
-        .map(|d| (d.start_datetime.clone().unwrap_or_default(), d.end_datetime.clone().unwrap_or_default()))
+        .map(|d| {
+            (
+                d.start_datetime.clone().unwrap_or_default(),
+                d.end_datetime.clone().unwrap_or_default(),
+            )
+        })
         .unwrap_or_default();
     for p in report.policies() {
         let Some(policy) = &p.policy else { continue };
@@ -94,7 +110,10 @@ pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
             continue;
         }
         let (successful, reported_failed) = p.summary.as_ref().map_or((None, None), |s| {
-            (s.total_successful_session_count, s.total_failure_session_count)
+            (
+                s.total_successful_session_count,
+                s.total_failure_session_count,
+            )
         });
         let mut by_type: Vec<(ResultType, u64)> = Vec::new();
         let (mut mx_hosts, mut ips) = (Vec::new(), Vec::new());
@@ -102,7 +121,10 @@ pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
         for d in p.failure_details.as_deref().unwrap_or(&[]) {
             let n = d.failed_session_count.unwrap_or(0);
             detail_sum = detail_sum.saturating_add(n);
-            let rt = d.result_type.clone().unwrap_or_else(|| ResultType::Other("unspecified".into()));
+            let rt = d
+                .result_type
+                .clone()
+                .unwrap_or_else(|| ResultType::Other("unspecified".into()));
             match by_type.iter_mut().find(|(k, _)| *k == rt) {
                 Some((_, c)) => *c = c.saturating_add(n),
                 None => by_type.push((rt, n)),
@@ -145,14 +167,21 @@ pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
         out.push(Alert {
             severity,
             policy_domain: domain,
-            policy_type: policy.policy_type.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            policy_type: policy
+                .policy_type
+                .as_ref()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
             organization: report.organization_name.clone().unwrap_or_default(),
             report_id: report.report_id.clone().unwrap_or_default(),
             start: start.clone(),
             end: end.clone(),
             failed,
             total,
-            result_types: by_type.into_iter().map(|(k, n)| (k.as_str().to_owned(), n)).collect(),
+            result_types: by_type
+                .into_iter()
+                .map(|(k, n)| (k.as_str().to_owned(), n))
+                .collect(),
             mx_hosts,
             ips,
         });
@@ -162,14 +191,26 @@ pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
 
 impl Alert {
     pub fn ratio(&self) -> f64 {
-        if self.total == 0 { 0.0 } else { self.failed as f64 / self.total as f64 }
+        if self.total == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.total as f64
+        }
     }
 
     /// `key=value` fields, sanitised, in line order.
     pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let join = |v: &[String]| v.iter().map(|s| sanitize::clean(s, 80)).collect::<Vec<_>>().join(",");
+        let join = |v: &[String]| {
+            v.iter()
+                .map(|s| sanitize::clean(s, 80))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         vec![
-            ("severity", crate::log::severity_label(self.severity).to_owned()),
+            (
+                "severity",
+                crate::log::severity_label(self.severity).to_owned(),
+            ),
             ("policy-domain", sanitize::clean(&self.policy_domain, 255)),
             ("policy-type", sanitize::clean(&self.policy_type, 40)),
             ("organization", sanitize::clean(&self.organization, 100)),
@@ -205,5 +246,83 @@ impl Alert {
             s.push_str(&sanitize::value(&v, 2000));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::parse;
+
+    fn report(rows: &[(&str, u64)], failed: u64, successful: u64) -> Report {
+        let details: Vec<String> = rows
+            .iter()
+            .map(|(t, n)| format!(r#"{{"result-type":"{t}","failed-session-count":{n}}}"#))
+            .collect();
+        let doc = format!(
+            r#"{{"organization-name":"O","date-range":{{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"}},"report-id":"r","policies":[{{"policy":{{"policy-type":"sts","policy-domain":"Example.COM"}},"summary":{{"total-successful-session-count":{successful},"total-failure-session-count":{failed}}},"failure-details":[{}]}}]}}"#,
+            details.join(",")
+        );
+        parse(doc.as_bytes()).unwrap().report
+    }
+
+    fn t(
+        min_failed: u64,
+        min_ratio: f64,
+        per_type: &[(&str, u64)],
+        domains: &[&str],
+    ) -> Thresholds {
+        Thresholds {
+            min_failed,
+            min_ratio,
+            per_type: per_type
+                .iter()
+                .map(|(k, n)| (ResultType::from((*k).to_owned()), *n))
+                .collect(),
+            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let d = Thresholds::default();
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Report, Thresholds, Option<Severity>)> = vec![
+            ("success only", report(&[], 0, 10), d.clone(), None),
+            ("starttls is crit", report(&[("starttls-not-supported", 1)], 1, 10), d.clone(), Some(Severity::Crit)),
+            ("worst type wins", report(&[("sts-policy-fetch-error", 5), ("certificate-expired", 1)], 6, 0), d.clone(), Some(Severity::Err)),
+            ("fetch error is warning", report(&[("sts-policy-fetch-error", 5)], 5, 0), d.clone(), Some(Severity::Warning)),
+            ("unknown type is warning", report(&[("new-thing", 1)], 1, 0), d.clone(), Some(Severity::Warning)),
+            ("failures without details", report(&[], 3, 0), d.clone(), Some(Severity::Warning)),
+            ("below min-failed", report(&[("certificate-expired", 2)], 2, 0), t(3, 0.0, &[], &[]), None),
+            ("below ratio", report(&[("certificate-expired", 2)], 2, 98), t(1, 0.05, &[], &[]), None),
+            ("at ratio", report(&[("certificate-expired", 5)], 5, 95), t(1, 0.05, &[], &[]), Some(Severity::Err)),
+            ("override ignores fetch errors below N", report(&[("sts-policy-fetch-error", 9)], 9, 0), t(1, 0.0, &[("sts-policy-fetch-error", 10)], &[]), None),
+            ("override reached", report(&[("sts-policy-fetch-error", 10)], 10, 0), t(1, 0.0, &[("sts-policy-fetch-error", 10)], &[]), Some(Severity::Warning)),
+            ("override 0 never alerts", report(&[("sts-policy-fetch-error", 99)], 99, 0), t(1, 0.0, &[("sts-policy-fetch-error", 0)], &[]), None),
+            ("override fires despite high min-failed", report(&[("starttls-not-supported", 1)], 1, 0), t(100, 0.0, &[("starttls-not-supported", 1)], &[]), Some(Severity::Crit)),
+            ("severity from triggered types only", report(&[("starttls-not-supported", 1), ("certificate-expired", 5)], 6, 0), t(1, 0.0, &[("starttls-not-supported", 2)], &[]), Some(Severity::Err)),
+            ("domain filter matches case-insensitively", report(&[("certificate-expired", 1)], 1, 0), t(1, 0.0, &[], &["example.com"]), Some(Severity::Err)),
+            ("domain filter excludes", report(&[("certificate-expired", 1)], 1, 0), t(1, 0.0, &[], &["other.example"]), None),
+        ];
+        for (name, r, th, want) in cases {
+            let got = evaluate(&r, &th);
+            assert_eq!(got.first().map(|a| a.severity), want, "{name}");
+            assert!(got.len() <= 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn line_is_sanitised_and_greppable() {
+        let mut r = report(&[("certificate-expired", 2)], 2, 2);
+        r.organization_name = Some("Evil\nCorp \u{1b}[31m".into());
+        let a = &evaluate(&r, &Thresholds::default())[0];
+        let line = a.line();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.starts_with("tlsrpt-alert severity=err policy-domain=Example.COM policy-type=sts organization=\"Evil Corp ?[31m\""), "{line}");
+        assert!(
+            line.contains(" failed=2 total=4 ratio=0.5000 result-types=certificate-expired:2"),
+            "{line}"
+        );
     }
 }

@@ -139,8 +139,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn parse_override(s: &str) -> Result<(String, u64), String> {
-    let (k, v) = s.split_once('=').ok_or("expected TYPE=N, e.g. starttls-not-supported=1")?;
-    let n = v.trim().parse().map_err(|_| format!("not a number: {v:?}"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or("expected TYPE=N, e.g. starttls-not-supported=1")?;
+    let n = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number: {v:?}"))?;
     Ok((k.trim().to_owned(), n))
 }
 
@@ -161,7 +166,13 @@ mod tests {
     fn clap_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
-        assert_eq!(Limits::default().max_message_size, parse_size("32M").unwrap());
-        assert_eq!(Limits::default().max_report_size, parse_size("40M").unwrap());
+        assert_eq!(
+            Limits::default().max_message_size,
+            parse_size("32M").unwrap()
+        );
+        assert_eq!(
+            Limits::default().max_report_size,
+            parse_size("40M").unwrap()
+        );
     }
 }

@@ -59,7 +59,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)?` (RFC 3339 §5.6; `t`, `z` and a space
@@ -149,9 +157,15 @@ mod tests {
     #[test]
     fn parses_rfc8460_forms() {
         let (t, z) = parse("2019-04-14T00:00:00Z").unwrap();
-        assert_eq!((t.rfc3339().as_str(), z), ("2019-04-14T00:00:00Z", Zone::Explicit));
+        assert_eq!(
+            (t.rfc3339().as_str(), z),
+            ("2019-04-14T00:00:00Z", Zone::Explicit)
+        );
         let (t, z) = parse("2023-01-10T00:00:00").unwrap();
-        assert_eq!((t.rfc3339().as_str(), z), ("2023-01-10T00:00:00Z", Zone::Missing));
+        assert_eq!(
+            (t.rfc3339().as_str(), z),
+            ("2023-01-10T00:00:00Z", Zone::Missing)
+        );
         let (t, _) = parse("2016-04-01T00:00:00+02:00").unwrap();
         assert_eq!(t.rfc3339(), "2016-03-31T22:00:00Z");
         let (t, _) = parse("2024-02-29T23:59:59.123Z").unwrap();

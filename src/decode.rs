@@ -49,10 +49,14 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::TooLarge { limit } => write!(f, "decompressed report exceeds {limit} bytes"),
+            DecodeError::TooLarge { limit } => {
+                write!(f, "decompressed report exceeds {limit} bytes")
+            }
             DecodeError::Gzip(e) => write!(f, "broken gzip data: {e}"),
             DecodeError::Zip(e) => write!(f, "broken zip archive: {e}"),
-            DecodeError::TooManyEntries { limit } => write!(f, "more than {limit} report documents"),
+            DecodeError::TooManyEntries { limit } => {
+                write!(f, "more than {limit} report documents")
+            }
         }
     }
 }
@@ -89,12 +93,18 @@ pub fn gunzip(b: &[u8], limit: u64) -> Result<Gunzipped, DecodeError> {
         }
         rest = dec.into_inner();
         // Skip whitespace a gateway may have appended; another member may follow.
-        let ws = rest.iter().take_while(|c| c.is_ascii_whitespace() || **c == 0).count();
+        let ws = rest
+            .iter()
+            .take_while(|c| c.is_ascii_whitespace() || **c == 0)
+            .count();
         if rest[ws..].starts_with(&[0x1f, 0x8b]) {
             rest = &rest[ws..];
             continue;
         }
-        return Ok(Gunzipped { data: out, trailing: rest.len() });
+        return Ok(Gunzipped {
+            data: out,
+            trailing: rest.len(),
+        });
     }
 }
 
@@ -139,7 +149,9 @@ pub fn unzip(b: &[u8], limit: u64, max_entries: usize) -> Result<Vec<ZipEntry>, 
         let elen = u16_at(b, at + 30).ok_or(DecodeError::Zip("short"))?;
         let clen = u16_at(b, at + 32).ok_or(DecodeError::Zip("short"))?;
         let local = u32_at(b, at + 42).ok_or(DecodeError::Zip("short"))?;
-        let name_bytes = b.get(at + 46..at + 46 + nlen).ok_or(DecodeError::Zip("short"))?;
+        let name_bytes = b
+            .get(at + 46..at + 46 + nlen)
+            .ok_or(DecodeError::Zip("short"))?;
         let name = String::from_utf8_lossy(name_bytes).into_owned();
         at += 46 + nlen + elen + clen;
         if name.ends_with('/') {
@@ -157,7 +169,9 @@ pub fn unzip(b: &[u8], limit: u64, max_entries: usize) -> Result<Vec<ZipEntry>, 
         let lnlen = u16_at(b, local + 26).ok_or(DecodeError::Zip("short"))?;
         let lelen = u16_at(b, local + 28).ok_or(DecodeError::Zip("short"))?;
         let start = local + 30 + lnlen + lelen;
-        let comp = b.get(start..start.saturating_add(csize)).ok_or(DecodeError::Zip("entry past end"))?;
+        let comp = b
+            .get(start..start.saturating_add(csize))
+            .ok_or(DecodeError::Zip("entry past end"))?;
         let budget = limit.saturating_sub(used);
         let data = match method {
             0 => read_limited(comp, budget),
@@ -211,7 +225,10 @@ mod tests {
     #[test]
     fn gunzip_limits_and_errors() {
         let bomb = gz(&vec![b' '; 1 << 20]);
-        assert_eq!(gunzip(&bomb, 1000).err(), Some(DecodeError::TooLarge { limit: 1000 }));
+        assert_eq!(
+            gunzip(&bomb, 1000).err(),
+            Some(DecodeError::TooLarge { limit: 1000 })
+        );
         assert_eq!(gunzip(&bomb, 1 << 20).unwrap().data.len(), 1 << 20);
         let mut truncated = gz(b"{\"x\":1}");
         truncated.truncate(12);

@@ -25,7 +25,11 @@ pub enum Error {
     /// Standard input could not be read.
     Input(io::Error),
     /// A spool operation failed (`op` names it; `path` is operator-configured or ours).
-    Spool { op: &'static str, path: String, source: io::Error },
+    Spool {
+        op: &'static str,
+        path: String,
+        source: io::Error,
+    },
     /// A spool file or directory that must not be used (symlink, hard link, world-writable).
     Unsafe { path: String, why: &'static str },
     /// Another delivery held the spool lock for too long.
@@ -36,7 +40,11 @@ pub enum Error {
 
 impl Error {
     pub fn spool(op: &'static str, path: impl fmt::Display, source: impl Into<io::Error>) -> Self {
-        Error::Spool { op, path: path.to_string(), source: source.into() }
+        Error::Spool {
+            op,
+            path: path.to_string(),
+            source: source.into(),
+        }
     }
 
     /// The one place an error becomes an exit status.
@@ -62,7 +70,10 @@ impl fmt::Display for Error {
             Error::Spool { op, path, source } => write!(f, "spool: cannot {op} {path}: {source}"),
             Error::Unsafe { path, why } => write!(f, "spool: refusing {path}: {why}"),
             Error::LockTimeout { path, secs } => {
-                write!(f, "spool: lock {path} still held by another delivery after {secs}s")
+                write!(
+                    f,
+                    "spool: lock {path} still held by another delivery after {secs}s"
+                )
             }
             Error::Panic(m) => write!(f, "internal error: {m}"),
         }

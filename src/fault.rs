@@ -9,17 +9,19 @@ use std::sync::OnceLock;
 
 /// The points, in delivery order.
 pub const POINTS: &[&str] = &[
-    "panic",          // start of run(): a bug
-    "after-lock",     // spool lock held, nothing written
-    "mid-write",      // half of the new lines written
-    "after-write",    // all lines written, not yet fsynced
-    "after-fsync",    // durable, duplicate markers not yet created
-    "after-mark",     // everything done, before quarantine and logging
+    "panic",       // start of run(): a bug
+    "after-lock",  // spool lock held, nothing written
+    "mid-write",   // half of the new lines written
+    "after-write", // all lines written, not yet fsynced
+    "after-fsync", // durable, duplicate markers not yet created
+    "after-mark",  // everything done, before quarantine and logging
 ];
 
 fn armed() -> Option<&'static str> {
     static FAULT: OnceLock<Option<String>> = OnceLock::new();
-    FAULT.get_or_init(|| std::env::var("TLSRPT_PIPE_FAULT").ok()).as_deref()
+    FAULT
+        .get_or_init(|| std::env::var("TLSRPT_PIPE_FAULT").ok())
+        .as_deref()
 }
 
 /// Is `point` armed? Used where the fault needs setting up (a half write).

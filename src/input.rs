@@ -15,7 +15,9 @@ pub enum Input<R> {
 
 pub fn read<R: Read>(mut r: R, limit: u64) -> io::Result<Input<R>> {
     let mut buf = Vec::with_capacity(64 * 1024);
-    (&mut r).take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    (&mut r)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         Ok(Input::Oversized { head: buf, rest: r })
     } else {
@@ -29,7 +31,7 @@ mod tests {
 
     #[test]
     fn oversized_keeps_everything() {
-        let data = vec![b'x'; 100];
+        let data = [b'x'; 100];
         match read(&data[..], 10).unwrap() {
             Input::Oversized { head, mut rest } => {
                 let mut tail = Vec::new();

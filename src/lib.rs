@@ -66,7 +66,11 @@ fn analyse(raw: &[u8], limits: &Limits) -> (Extraction, Vec<Accepted>, Vec<Strin
         Some(_) => message::extract_bare(raw, limits),
         None => message::extract(raw, limits),
     };
-    let mut reasons: Vec<String> = ex.broken.iter().map(|b| format!("part {}: {}", b.part, b.reason)).collect();
+    let mut reasons: Vec<String> = ex
+        .broken
+        .iter()
+        .map(|b| format!("part {}: {}", b.part, b.reason))
+        .collect();
     let mut accepted = Vec::new();
     for doc in &ex.reports {
         match report::parse(&doc.json) {
@@ -75,7 +79,11 @@ fn analyse(raw: &[u8], limits: &Limits) -> (Extraction, Vec<Accepted>, Vec<Strin
                 w.append(&mut parsed.warnings);
                 parsed.warnings = w;
                 let key = record::dedup_key(&parsed.report);
-                accepted.push(Accepted { parsed, source: doc.source.clone(), key });
+                accepted.push(Accepted {
+                    parsed,
+                    source: doc.source.clone(),
+                    key,
+                });
             }
             Err(e) => reasons.push(format!("part {}: {e}", doc.source.part)),
         }
@@ -98,8 +106,16 @@ fn thresholds(cli: &Cli) -> Thresholds {
     Thresholds {
         min_failed: cli.alert_min_failed,
         min_ratio: cli.alert_min_ratio,
-        per_type: cli.alert_result_type.iter().map(|(k, n)| (ResultType::from(k.clone()), *n)).collect(),
-        domains: cli.alert_domain.iter().map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()).collect(),
+        per_type: cli
+            .alert_result_type
+            .iter()
+            .map(|(k, n)| (ResultType::from(k.clone()), *n))
+            .collect(),
+        domains: cli
+            .alert_domain
+            .iter()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
     }
 }
 
@@ -127,15 +143,20 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
     let spool = if cli.dry_run {
         None
     } else {
-        let opts = spool::Options { lock_timeout: Duration::from_secs(cli.lock_timeout), fsync: !cli.no_fsync };
+        let opts = spool::Options {
+            lock_timeout: Duration::from_secs(cli.lock_timeout),
+            fsync: !cli.no_fsync,
+        };
         Some(Spool::open(&cli.spool, opts, cli.create_spool)?)
     };
     let ctx = |queue: &Envelope| {
-        queue.queue_id.as_deref().map(|q| format!(" {}", field("queue-id", q))).unwrap_or_default()
+        queue
+            .queue_id
+            .as_deref()
+            .map(|q| format!(" {}", field("queue-id", q)))
+            .unwrap_or_default()
     };
-    let meta = |reason: &str, headers: Option<&message::Headers>| {
-        json!({ "reason": reason, "received-at": received_at, "envelope": env, "headers": headers })
-    };
+    let meta = |reason: &str, headers: Option<&message::Headers>| json!({ "reason": reason, "received-at": received_at, "envelope": env, "headers": headers });
 
     let raw = match input::read(stdin, limits.max_message_size).map_err(Error::Input)? {
         Input::Complete(raw) => raw,
@@ -144,7 +165,13 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
             let mut out = Outcome::default();
             if let Some(spool) = &spool {
                 let name = quarantine_name(now);
-                spool.quarantine(&name, &head, Some(&mut rest), limits.max_quarantine_size, &meta(&reason, None))?;
+                spool.quarantine(
+                    &name,
+                    &head,
+                    Some(&mut rest),
+                    limits.max_quarantine_size,
+                    &meta(&reason, None),
+                )?;
                 out.quarantined = Some((name, reason));
             } else {
                 io::copy(&mut rest, &mut io::sink()).map_err(Error::Input)?;
@@ -169,10 +196,21 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
             warnings: &a.parsed.warnings,
             report: &a.parsed.report,
         };
-        let line = record::encode(&rec).map_err(|e| Error::Panic(format!("cannot encode record: {e}")))?;
-        lines.push(Entry { key: a.key.clone(), line });
+        let line =
+            record::encode(&rec).map_err(|e| Error::Panic(format!("cannot encode record: {e}")))?;
+        lines.push(Entry {
+            key: a.key.clone(),
+            line,
+        });
     }
-    let mut out = Outcome { no_report: if accepted.is_empty() && reasons.is_empty() { ex.no_report } else { None }, ..Outcome::default() };
+    let mut out = Outcome {
+        no_report: if accepted.is_empty() && reasons.is_empty() {
+            ex.no_report
+        } else {
+            None
+        },
+        ..Outcome::default()
+    };
 
     let Some(spool) = spool else {
         let mut stdout = io::stdout().lock();
@@ -200,7 +238,13 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
     if !reasons.is_empty() {
         let reason = reasons.join("; ");
         let name = quarantine_name(now);
-        spool.quarantine(&name, &raw, None, u64::MAX, &meta(&reason, Some(&ex.headers)))?;
+        spool.quarantine(
+            &name,
+            &raw,
+            None,
+            u64::MAX,
+            &meta(&reason, Some(&ex.headers)),
+        )?;
         out.quarantined = Some((name, reason));
     } else if let (Some(why), true) = (out.no_report, cli.keep_unrecognized) {
         let name = quarantine_name(now);
@@ -249,10 +293,20 @@ fn log_outcome(log: &mut Logger, out: &Outcome, reports: &[&report::Report], ctx
         if !line.is_empty() {
             line.push(' ');
         }
-        line.push_str(&format!("status=quarantined file={} {}", sanitize::value(name, 100), field("reason", reason)));
+        line.push_str(&format!(
+            "status=quarantined file={} {}",
+            sanitize::value(name, 100),
+            field("reason", reason)
+        ));
     }
     if line.is_empty() {
-        line = format!("status=no-report {}", field("reason", out.no_report.unwrap_or("no TLS report in message")));
+        line = format!(
+            "status=no-report {}",
+            field(
+                "reason",
+                out.no_report.unwrap_or("no TLS report in message")
+            )
+        );
     }
     line.push_str(ctx);
     log.log(Severity::Info, &line, &[]);

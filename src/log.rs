@@ -57,14 +57,25 @@ pub fn severity_label(s: Severity) -> &'static str {
 impl Logger {
     /// A logger writing to stderr only.
     pub fn stderr() -> Logger {
-        Logger { sink: Sink::Stderr, pid: std::process::id() }
+        Logger {
+            sink: Sink::Stderr,
+            pid: std::process::id(),
+        }
     }
 
     /// Connects to the syslog socket; falls back to stderr when none answers.
-    pub fn new(facility: &str, socket: Option<&Path>, format: SyslogFormat, to_stderr: bool) -> Logger {
+    pub fn new(
+        facility: &str,
+        socket: Option<&Path>,
+        format: SyslogFormat,
+        to_stderr: bool,
+    ) -> Logger {
         let pid = std::process::id();
         if to_stderr {
-            return Logger { sink: Sink::Stderr, pid };
+            return Logger {
+                sink: Sink::Stderr,
+                pid,
+            };
         }
         let facility: Facility = facility.parse().unwrap_or(Facility::LOG_MAIL);
         let candidates: Vec<&Path> = match socket {
@@ -74,12 +85,24 @@ impl Logger {
         for path in candidates {
             let sink = match format {
                 SyslogFormat::Rfc3164 => {
-                    let f = Formatter3164 { facility, hostname: None, process: PROCESS.into(), pid };
+                    let f = Formatter3164 {
+                        facility,
+                        hostname: None,
+                        process: PROCESS.into(),
+                        pid,
+                    };
                     syslog::unix_custom(f, path).map(Sink::Rfc3164)
                 }
                 SyslogFormat::Rfc5424 => {
-                    let hostname = std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned());
-                    let f = Formatter5424 { facility, hostname, process: PROCESS.into(), pid };
+                    let hostname = std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_owned());
+                    let f = Formatter5424 {
+                        facility,
+                        hostname,
+                        process: PROCESS.into(),
+                        pid,
+                    };
                     syslog::unix_custom(f, path).map(Sink::Rfc5424)
                 }
             };
@@ -87,7 +110,10 @@ impl Logger {
                 return Logger { sink, pid };
             }
         }
-        Logger { sink: Sink::Stderr, pid }
+        Logger {
+            sink: Sink::Stderr,
+            pid,
+        }
     }
 
     pub fn is_stderr(&self) -> bool {
@@ -102,7 +128,10 @@ impl Logger {
             Sink::Rfc5424(l) => {
                 let mut sd = StructuredData::new();
                 if !fields.is_empty() {
-                    let params = fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+                    let params = fields
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                        .collect();
                     sd.insert(SD_ID.to_owned(), params);
                 }
                 send(l, severity, (1u32, sd, msg.to_owned()))
@@ -110,12 +139,21 @@ impl Logger {
             Sink::Stderr => false,
         };
         if !sent {
-            let _ = writeln!(std::io::stderr(), "{PROCESS}[{}]: {}: {msg}", self.pid, severity_label(severity));
+            let _ = writeln!(
+                std::io::stderr(),
+                "{PROCESS}[{}]: {}: {msg}",
+                self.pid,
+                severity_label(severity)
+            );
         }
     }
 }
 
-fn send<F: syslog::LogFormat<T>, T>(l: &mut syslog::Logger<LoggerBackend, F>, s: Severity, m: T) -> bool {
+fn send<F: syslog::LogFormat<T>, T>(
+    l: &mut syslog::Logger<LoggerBackend, F>,
+    s: Severity,
+    m: T,
+) -> bool {
     let r = match s {
         Severity::Crit => l.crit(m),
         Severity::Err => l.err(m),

@@ -36,12 +36,24 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // A typo in master.cf must defer the queue, not bounce every report.
-            let first = e.to_string().lines().next().unwrap_or("bad arguments").to_owned();
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .to_owned();
             return fail(&mut Logger::stderr(), &Error::Usage(first));
         }
     };
-    let mut log = Logger::new(&cli.syslog_facility, cli.syslog_socket.as_deref(), cli.syslog_format, cli.log_stderr);
-    let result = panic::catch_unwind(AssertUnwindSafe(|| tlsrpt_pipe::run(&cli, std::io::stdin().lock(), &mut log)));
+    let mut log = Logger::new(
+        &cli.syslog_facility,
+        cli.syslog_socket.as_deref(),
+        cli.syslog_format,
+        cli.log_stderr,
+    );
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        tlsrpt_pipe::run(&cli, std::io::stdin().lock(), &mut log)
+    }));
     match result {
         Ok(Ok(_)) => ExitCode::from(EX_OK),
         Ok(Err(e)) => fail(&mut log, &e),

@@ -61,7 +61,10 @@ pub struct Headers {
     pub date: Option<String>,
     #[serde(rename = "tls-report-domain", skip_serializing_if = "Option::is_none")]
     pub tls_report_domain: Option<String>,
-    #[serde(rename = "tls-report-submitter", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "tls-report-submitter",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_report_submitter: Option<String>,
     /// Every `Authentication-Results` header, top (most recent) first (RFC 8601).
     #[serde(skip)]
@@ -105,7 +108,9 @@ const GENERIC: &[&str] = &[
 
 fn report_like_name(name: &str) -> bool {
     let n = name.trim().to_ascii_lowercase();
-    [".json", ".json.gz", ".gz", ".zip", ".gzip"].iter().any(|e| n.ends_with(e))
+    [".json", ".json.gz", ".gz", ".zip", ".gzip"]
+        .iter()
+        .any(|e| n.ends_with(e))
 }
 
 /// Strips a leading mbox `From ` line (Exim's default `message_prefix`, mbox files).
@@ -130,7 +135,13 @@ pub fn extract(raw: &[u8], limits: &Limits) -> Extraction {
     };
     ex.headers = headers(&msg);
     let flagged = is_tlsrpt_message(&msg);
-    let mut walk = Walk { limits, flagged, ex, dmarc: false, parts_seen: 0 };
+    let mut walk = Walk {
+        limits,
+        flagged,
+        ex,
+        dmarc: false,
+        parts_seen: 0,
+    };
     walk.message(&msg, "", 0);
     let mut ex = walk.ex;
     if ex.reports.is_empty() && ex.broken.is_empty() {
@@ -148,8 +159,17 @@ pub fn extract(raw: &[u8], limits: &Limits) -> Extraction {
 /// A bare report document on stdin (JSON, gzip or zip; no mail headers): the HTTPS-rua
 /// bridge case and `tlsrpt-pipe < report.json.gz`.
 pub fn extract_bare(raw: &[u8], limits: &Limits) -> Extraction {
-    let mut walk = Walk { limits, flagged: true, ex: Extraction::default(), dmarc: false, parts_seen: 0 };
-    let src = Source { part: "body".into(), ..Source::default() };
+    let mut walk = Walk {
+        limits,
+        flagged: true,
+        ex: Extraction::default(),
+        dmarc: false,
+        parts_seen: 0,
+    };
+    let src = Source {
+        part: "body".into(),
+        ..Source::default()
+    };
     walk.decode(raw, src, Claim::Declared);
     walk.ex
 }
@@ -193,7 +213,9 @@ fn is_tlsrpt_message(msg: &Message<'_>) -> bool {
         .and_then(|ct| ct.attribute("report-type"))
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("tlsrpt"));
     rt || msg.header_raw("TLS-Report-Domain").is_some()
-        || msg.subject().is_some_and(|s| s.trim_start().starts_with("Report Domain:"))
+        || msg
+            .subject()
+            .is_some_and(|s| s.trim_start().starts_with("Report Domain:"))
 }
 
 /// RFC 2045 §6.8 base64, ignoring whitespace; `None` on any other character.
@@ -238,16 +260,26 @@ fn content_type_of<'x>(part: &impl MimeHeaders<'x>) -> Option<String> {
 }
 
 fn child_path(prefix: &str, i: usize) -> String {
-    if prefix.is_empty() { (i + 1).to_string() } else { format!("{prefix}.{}", i + 1) }
+    if prefix.is_empty() {
+        (i + 1).to_string()
+    } else {
+        format!("{prefix}.{}", i + 1)
+    }
 }
 
 impl Walk<'_> {
     fn message(&mut self, msg: &Message<'_>, prefix: &str, depth: usize) {
-        let Some(root) = msg.parts.first() else { return };
+        let Some(root) = msg.parts.first() else {
+            return;
+        };
         match &root.body {
             PartType::Multipart(children) => self.multipart(msg, children, prefix, depth),
             _ => {
-                let path = if prefix.is_empty() { "body".to_owned() } else { prefix.to_owned() };
+                let path = if prefix.is_empty() {
+                    "body".to_owned()
+                } else {
+                    prefix.to_owned()
+                };
                 self.leaf(msg, 0, path, true);
             }
         }
@@ -256,14 +288,20 @@ impl Walk<'_> {
     fn multipart(&mut self, msg: &Message<'_>, children: &[u32], prefix: &str, depth: usize) {
         if depth >= self.limits.max_depth {
             self.ex.broken.push(Broken {
-                part: if prefix.is_empty() { "body".into() } else { prefix.into() },
+                part: if prefix.is_empty() {
+                    "body".into()
+                } else {
+                    prefix.into()
+                },
                 reason: format!("MIME nesting deeper than {} levels", self.limits.max_depth),
             });
             return;
         }
         for (i, &id) in children.iter().enumerate() {
             let path = child_path(prefix, i);
-            let Some(part) = msg.parts.get(id as usize) else { continue };
+            let Some(part) = msg.parts.get(id as usize) else {
+                continue;
+            };
             match &part.body {
                 PartType::Multipart(grand) => self.multipart(msg, grand, &path, depth + 1),
                 // A report forwarded as message/rfc822: walk the inner message.
@@ -271,7 +309,10 @@ impl Walk<'_> {
                     if depth + 1 >= self.limits.max_depth {
                         self.ex.broken.push(Broken {
                             part: path,
-                            reason: format!("MIME nesting deeper than {} levels", self.limits.max_depth),
+                            reason: format!(
+                                "MIME nesting deeper than {} levels",
+                                self.limits.max_depth
+                            ),
                         });
                     } else {
                         self.message(inner, &path, depth + 1)
@@ -283,7 +324,9 @@ impl Walk<'_> {
     }
 
     fn leaf(&mut self, msg: &Message<'_>, id: usize, path: String, single: bool) {
-        let Some(part) = msg.parts.get(id) else { return };
+        let Some(part) = msg.parts.get(id) else {
+            return;
+        };
         // Mail.ru's missing close delimiter shows up as an extra empty part.
         if part.contents().iter().all(u8::is_ascii_whitespace) {
             return;
@@ -293,7 +336,9 @@ impl Walk<'_> {
         let ct_str = ct.as_deref().unwrap_or("text/plain");
         let claim = if DECLARED.contains(&ct_str) {
             Some(Claim::Declared)
-        } else if GENERIC.contains(&ct_str) || filename.as_deref().is_some_and(report_like_name) || single
+        } else if GENERIC.contains(&ct_str)
+            || filename.as_deref().is_some_and(report_like_name)
+            || single
         {
             Some(Claim::Candidate)
         } else {
@@ -305,10 +350,17 @@ impl Walk<'_> {
             }
             return;
         };
-        let src = Source { part: path, content_type: ct, filename, ..Source::default() };
+        let src = Source {
+            part: path,
+            content_type: ct,
+            filename,
+            ..Source::default()
+        };
         // Without a closing boundary mail-parser hands back the last part still
         // base64-encoded: decode it here rather than lose the report.
-        let cte_b64 = part.content_transfer_encoding().is_some_and(|c| c.trim().eq_ignore_ascii_case("base64"));
+        let cte_b64 = part
+            .content_transfer_encoding()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("base64"));
         if cte_b64 && decode::sniff(part.contents()).is_none() {
             if let Some(bytes) = decode_base64(part.contents()) {
                 self.decode(&bytes, src, claim);
@@ -320,7 +372,10 @@ impl Walk<'_> {
 
     fn broken(&mut self, part: &str, claim: Claim, reason: String) {
         if claim == Claim::Declared || self.flagged {
-            self.ex.broken.push(Broken { part: part.to_owned(), reason });
+            self.ex.broken.push(Broken {
+                part: part.to_owned(),
+                reason,
+            });
         }
     }
 
@@ -335,24 +390,39 @@ impl Walk<'_> {
         }
         if self.ex.reports.len() >= self.limits.max_reports {
             let limit = self.limits.max_reports;
-            self.broken(&src.part, Claim::Declared, DecodeError::TooManyEntries { limit }.to_string());
+            self.broken(
+                &src.part,
+                Claim::Declared,
+                DecodeError::TooManyEntries { limit }.to_string(),
+            );
             return;
         }
-        self.ex.reports.push(ReportDoc { json, source: src, warnings });
+        self.ex.reports.push(ReportDoc {
+            json,
+            source: src,
+            warnings,
+        });
     }
 
     fn decode(&mut self, bytes: &[u8], mut src: Source, claim: Claim) {
         self.parts_seen += 1;
         let limit = self.limits.max_report_size;
         let mut warnings = Vec::new();
-        let declared_gzip = src.content_type.as_deref().is_some_and(|c| c.ends_with("gzip"));
+        let declared_gzip = src
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.ends_with("gzip"));
         match decode::sniff(bytes) {
             Some(Format::Json) => {
                 if declared_gzip {
                     warnings.push(Warning::new("declared-gzip-holds-json", &src.part, ""));
                 }
                 if bytes.len() as u64 > limit {
-                    self.broken(&src.part, claim, DecodeError::TooLarge { limit }.to_string());
+                    self.broken(
+                        &src.part,
+                        claim,
+                        DecodeError::TooLarge { limit }.to_string(),
+                    );
                     return;
                 }
                 src.encoding.push(Format::Json);
@@ -429,7 +499,10 @@ mod tests {
 
     #[test]
     fn base64_fallback() {
-        assert_eq!(decode_base64(b"aGVs\r\nbG8=").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            decode_base64(b"aGVs\r\nbG8=").as_deref(),
+            Some(&b"hello"[..])
+        );
         assert_eq!(decode_base64(b"aGVsbA"), Some(b"hell".to_vec()));
         assert_eq!(decode_base64(b"not base64!"), None);
     }

@@ -15,7 +15,11 @@ use crate::error::Error;
 /// Drops root privileges if we have them. With `create_spool`, a missing spool
 /// directory is created first and given to the target user, so that a postmaster
 /// running the program by hand as root gets a spool the MTA's user can write.
-pub fn drop_root(user: Option<&str>, spool: Option<&Path>, create_spool: bool) -> Result<(), Error> {
+pub fn drop_root(
+    user: Option<&str>,
+    spool: Option<&Path>,
+    create_spool: bool,
+) -> Result<(), Error> {
     if !geteuid().is_root() {
         return Ok(());
     }
@@ -33,19 +37,27 @@ pub fn drop_root(user: Option<&str>, spool: Option<&Path>, create_spool: bool) -
     if let (true, Some(dir)) = (create_spool, spool) {
         if !dir.exists() {
             std::fs::create_dir(dir).map_err(|e| Error::spool("create", dir.display(), e))?;
-            chown(dir, Some(pw.uid), Some(pw.gid)).map_err(|e| Error::spool("chown", dir.display(), e))?;
+            chown(dir, Some(pw.uid), Some(pw.gid))
+                .map_err(|e| Error::spool("chown", dir.display(), e))?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
                 .map_err(|e| Error::spool("set mode of", dir.display(), e))?;
         }
     }
-    let cname = CString::new(name).map_err(|_| Error::Privileges("user name contains NUL".into()))?;
+    let cname =
+        CString::new(name).map_err(|_| Error::Privileges("user name contains NUL".into()))?;
     setgid(pw.gid).map_err(|e| Error::Privileges(format!("setgid {}: {e}", pw.gid)))?;
     initgroups(&cname, pw.gid).map_err(|e| Error::Privileges(format!("initgroups {name}: {e}")))?;
     setuid(pw.uid).map_err(|e| Error::Privileges(format!("setuid {}: {e}", pw.uid)))?;
     // Paranoia, as in Postfix: the switch must be irreversible.
-    if getuid().is_root() || geteuid().is_root() || setuid(Uid::from_raw(0)).is_ok() || setgid(Gid::from_raw(0)).is_ok() {
-        return Err(Error::Privileges("could not give up root privileges".into()));
+    if getuid().is_root()
+        || geteuid().is_root()
+        || setuid(Uid::from_raw(0)).is_ok()
+        || setgid(Gid::from_raw(0)).is_ok()
+    {
+        return Err(Error::Privileges(
+            "could not give up root privileges".into(),
+        ));
     }
     Ok(())
 }

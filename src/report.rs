@@ -33,7 +33,11 @@ pub struct Warning {
 
 impl Warning {
     pub fn new(code: &'static str, path: impl Into<String>, detail: impl Into<String>) -> Self {
-        Warning { code, path: path.into(), detail: detail.into() }
+        Warning {
+            code,
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -180,9 +184,15 @@ pub struct Policy {
 /// §4.4 `summary`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
-    #[serde(rename = "total-successful-session-count", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "total-successful-session-count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub total_successful_session_count: Option<u64>,
-    #[serde(rename = "total-failure-session-count", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "total-failure-session-count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub total_failure_session_count: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -197,17 +207,29 @@ pub struct FailureDetail {
     pub result_type: Option<ResultType>,
     #[serde(rename = "sending-mta-ip", skip_serializing_if = "Option::is_none")]
     pub sending_mta_ip: Option<String>,
-    #[serde(rename = "receiving-mx-hostname", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "receiving-mx-hostname",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub receiving_mx_hostname: Option<String>,
     #[serde(rename = "receiving-mx-helo", skip_serializing_if = "Option::is_none")]
     pub receiving_mx_helo: Option<String>,
     #[serde(rename = "receiving-ip", skip_serializing_if = "Option::is_none")]
     pub receiving_ip: Option<String>,
-    #[serde(rename = "failed-session-count", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "failed-session-count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub failed_session_count: Option<u64>,
-    #[serde(rename = "additional-information", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "additional-information",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub additional_information: Option<String>,
-    #[serde(rename = "failure-reason-code", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "failure-reason-code",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub failure_reason_code: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -223,7 +245,11 @@ pub struct FailureDetail {
 // ---------------------------------------------------------------------------
 
 fn note(notes: &mut Notes, code: &'static str, field: &'static str, detail: impl Into<String>) {
-    notes.push(Note { code, field, detail: detail.into() });
+    notes.push(Note {
+        code,
+        field,
+        detail: detail.into(),
+    });
 }
 
 fn value_kind(v: &Value) -> &'static str {
@@ -238,7 +264,12 @@ fn value_kind(v: &Value) -> &'static str {
 }
 
 fn keep_raw(extra: &mut Map<String, Value>, notes: &mut Notes, key: &'static str, v: Value) {
-    note(notes, "unexpected-type", key, format!("{} kept as found", value_kind(&v)));
+    note(
+        notes,
+        "unexpected-type",
+        key,
+        format!("{} kept as found", value_kind(&v)),
+    );
     extra.insert(key.to_owned(), v);
 }
 
@@ -265,7 +296,9 @@ fn take_count(
 ) -> Option<u64> {
     match v {
         Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
-        Value::String(s) if !s.is_empty() && s.len() < 20 && s.bytes().all(|b| b.is_ascii_digit()) => {
+        Value::String(s)
+            if !s.is_empty() && s.len() < 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             note(notes, "count-as-string", key, "");
             s.parse().ok()
         }
@@ -284,7 +317,12 @@ fn take_strings(
 ) -> Option<Vec<String>> {
     match v {
         Value::String(s) => {
-            note(notes, "string-as-array", key, "a string; stored as a one-element array");
+            note(
+                notes,
+                "string-as-array",
+                key,
+                "a string; stored as a one-element array",
+            );
             Some(vec![s])
         }
         Value::Array(items) if items.iter().all(Value::is_string) => Some(
@@ -375,13 +413,15 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ShapedVisitor<Arr<T>> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapedVisitor::<Obj<T>>(PhantomData)).map(Obj)
+        d.deserialize_any(ShapedVisitor::<Obj<T>>(PhantomData))
+            .map(Obj)
     }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Arr<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapedVisitor::<Arr<T>>(PhantomData)).map(Arr)
+        d.deserialize_any(ShapedVisitor::<Arr<T>>(PhantomData))
+            .map(Arr)
     }
 }
 
@@ -545,7 +585,11 @@ pub fn parse(json: &[u8]) -> Result<Parsed, Rejection> {
     let mut warnings = Vec::new();
     let body = match json.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => {
-            warnings.push(Warning::new("utf8-bom", "", "byte order mark before the JSON"));
+            warnings.push(Warning::new(
+                "utf8-bom",
+                "",
+                "byte order mark before the JSON",
+            ));
             rest
         }
         None => json,
@@ -558,7 +602,11 @@ pub fn parse(json: &[u8]) -> Result<Parsed, Rejection> {
 
 fn flush_notes(notes: &mut Notes, path: &str, warnings: &mut Vec<Warning>) {
     for n in notes.drain(..) {
-        let p = if path.is_empty() { n.field.to_owned() } else { format!("{path}.{}", n.field) };
+        let p = if path.is_empty() {
+            n.field.to_owned()
+        } else {
+            format!("{path}.{}", n.field)
+        };
         warnings.push(Warning::new(n.code, p, n.detail));
     }
 }
@@ -576,10 +624,18 @@ fn legacy_key(
     if slot.is_none() && matches!(extra.get(legacy), Some(Value::String(_))) {
         if let Some(Value::String(s)) = extra.remove(legacy) {
             *slot = Some(s);
-            warnings.push(Warning::new("legacy-key", format!("{path}.{legacy}"), format!("renamed to {rfc}")));
+            warnings.push(Warning::new(
+                "legacy-key",
+                format!("{path}.{legacy}"),
+                format!("renamed to {rfc}"),
+            ));
         }
     } else if extra.contains_key(legacy) {
-        warnings.push(Warning::new("legacy-key", format!("{path}.{legacy}"), "kept: RFC key also present"));
+        warnings.push(Warning::new(
+            "legacy-key",
+            format!("{path}.{legacy}"),
+            "kept: RFC key also present",
+        ));
     }
 }
 
@@ -602,11 +658,19 @@ fn normalise_datetime(
         why: "is not an RFC 3339 date-time",
     })?;
     if trimmed.len() != s.len() {
-        warnings.push(Warning::new("whitespace", path, "surrounding whitespace removed"));
+        warnings.push(Warning::new(
+            "whitespace",
+            path,
+            "surrounding whitespace removed",
+        ));
         *s = trimmed.to_owned();
     }
     if zone == Zone::Missing {
-        warnings.push(Warning::new("datetime-no-zone", path, format!("{s} read as UTC")));
+        warnings.push(Warning::new(
+            "datetime-no-zone",
+            path,
+            format!("{s} read as UTC"),
+        ));
         s.push('Z');
     }
     Ok(ts)
@@ -618,18 +682,33 @@ fn normalise(r: &mut Report, warnings: &mut Vec<Warning>) -> Result<(), Rejectio
         warnings.push(Warning::new("missing-field", "organization-name", ""));
     }
     if r.report_id.is_none() {
-        warnings.push(Warning::new("missing-field", "report-id", "deduplicated by content"));
+        warnings.push(Warning::new(
+            "missing-field",
+            "report-id",
+            "deduplicated by content",
+        ));
     }
     if r.contact_info.is_none() && !r.extra.contains_key("contact-info") {
         warnings.push(Warning::new("missing-field", "contact-info", ""));
     }
 
-    let dr = r.date_range.as_mut().ok_or(Rejection::Missing("date-range"))?;
+    let dr = r
+        .date_range
+        .as_mut()
+        .ok_or(Rejection::Missing("date-range"))?;
     flush_notes(&mut dr.notes, "date-range", warnings);
-    let start = normalise_datetime(&mut dr.start_datetime, "date-range.start-datetime", warnings)?;
+    let start = normalise_datetime(
+        &mut dr.start_datetime,
+        "date-range.start-datetime",
+        warnings,
+    )?;
     let end = normalise_datetime(&mut dr.end_datetime, "date-range.end-datetime", warnings)?;
     if end < start {
-        warnings.push(Warning::new("date-range-reversed", "date-range", "end is before start"));
+        warnings.push(Warning::new(
+            "date-range-reversed",
+            "date-range",
+            "end is before start",
+        ));
     }
 
     let policies = r.policies.as_mut().ok_or(Rejection::Missing("policies"))?;
@@ -656,11 +735,19 @@ fn normalise_policy_result(
         why: "is missing",
     })?;
     if !ptype.is_known() {
-        warnings.push(Warning::new("unknown-policy-type", format!("{ppath}.policy-type"), ptype.as_str()));
+        warnings.push(Warning::new(
+            "unknown-policy-type",
+            format!("{ppath}.policy-type"),
+            ptype.as_str(),
+        ));
     }
     let is_tlsa = *ptype == PolicyType::Tlsa;
     if pol.policy_domain.is_none() {
-        warnings.push(Warning::new("missing-field", format!("{ppath}.policy-domain"), ""));
+        warnings.push(Warning::new(
+            "missing-field",
+            format!("{ppath}.policy-domain"),
+            "",
+        ));
     }
     if let Some(ps) = pol.policy_string.as_mut() {
         // Microsoft, for TLSA: one element that is itself a JSON array of records.
@@ -696,7 +783,10 @@ fn normalise_policy_result(
         let spath = format!("{path}.summary");
         flush_notes(&mut s.notes, &spath, warnings);
         for (v, k) in [
-            (s.total_successful_session_count, "total-successful-session-count"),
+            (
+                s.total_successful_session_count,
+                "total-successful-session-count",
+            ),
             (s.total_failure_session_count, "total-failure-session-count"),
         ] {
             if v.is_none() && !s.extra.contains_key(k) {
@@ -721,22 +811,56 @@ fn normalise_policy_result(
             }
             let dpath = format!("{path}.failure-details[{j}]");
             flush_notes(&mut d.notes, &dpath, warnings);
-            legacy_key(&mut d.extra, &mut d.failure_reason_code, "failure-error-code", "failure-reason-code", &dpath, warnings);
-            legacy_key(&mut d.extra, &mut d.receiving_mx_hostname, "receiving-mx-host-name", "receiving-mx-hostname", &dpath, warnings);
-            legacy_key(&mut d.extra, &mut d.additional_information, "additional-info-uri", "additional-information", &dpath, warnings);
+            legacy_key(
+                &mut d.extra,
+                &mut d.failure_reason_code,
+                "failure-error-code",
+                "failure-reason-code",
+                &dpath,
+                warnings,
+            );
+            legacy_key(
+                &mut d.extra,
+                &mut d.receiving_mx_hostname,
+                "receiving-mx-host-name",
+                "receiving-mx-hostname",
+                &dpath,
+                warnings,
+            );
+            legacy_key(
+                &mut d.extra,
+                &mut d.additional_information,
+                "additional-info-uri",
+                "additional-information",
+                &dpath,
+                warnings,
+            );
             match &d.result_type {
-                None => warnings.push(Warning::new("missing-field", format!("{dpath}.result-type"), "")),
-                Some(t) if !t.is_known() => {
-                    warnings.push(Warning::new("unknown-result-type", format!("{dpath}.result-type"), t.as_str()))
-                }
+                None => warnings.push(Warning::new(
+                    "missing-field",
+                    format!("{dpath}.result-type"),
+                    "",
+                )),
+                Some(t) if !t.is_known() => warnings.push(Warning::new(
+                    "unknown-result-type",
+                    format!("{dpath}.result-type"),
+                    t.as_str(),
+                )),
                 Some(_) => {}
             }
             match d.failed_session_count {
                 Some(c) => sum = sum.saturating_add(c),
-                None => warnings.push(Warning::new("missing-field", format!("{dpath}.failed-session-count"), "")),
+                None => warnings.push(Warning::new(
+                    "missing-field",
+                    format!("{dpath}.failed-session-count"),
+                    "",
+                )),
             }
         }
-        let reported = p.summary.as_ref().and_then(|s| s.total_failure_session_count);
+        let reported = p
+            .summary
+            .as_ref()
+            .and_then(|s| s.total_failure_session_count);
         if let Some(total) = reported {
             if !details.is_empty() && sum != total {
                 warnings.push(Warning::new(
@@ -768,11 +892,18 @@ impl Report {
     }
 
     pub fn totals(&self) -> Totals {
-        let mut t = Totals { policies: self.policies().len(), ..Totals::default() };
+        let mut t = Totals {
+            policies: self.policies().len(),
+            ..Totals::default()
+        };
         for p in self.policies() {
             if let Some(s) = &p.summary {
-                t.successful = t.successful.saturating_add(s.total_successful_session_count.unwrap_or(0));
-                t.failed = t.failed.saturating_add(s.total_failure_session_count.unwrap_or(0));
+                t.successful = t
+                    .successful
+                    .saturating_add(s.total_successful_session_count.unwrap_or(0));
+                t.failed = t
+                    .failed
+                    .saturating_add(s.total_failure_session_count.unwrap_or(0));
             }
             t.failure_details += p.failure_details.as_ref().map_or(0, Vec::len);
         }
@@ -782,7 +913,11 @@ impl Report {
     /// Distinct policy domains, in report order.
     pub fn policy_domains(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
-        for d in self.policies().iter().filter_map(|p| p.policy.as_ref()?.policy_domain.as_deref()) {
+        for d in self
+            .policies()
+            .iter()
+            .filter_map(|p| p.policy.as_ref()?.policy_domain.as_deref())
+        {
             if !out.contains(&d) {
                 out.push(d);
             }
@@ -812,18 +947,29 @@ mod tests {
 
     #[test]
     fn wrong_types_are_kept_not_dropped() {
-        let s = MIN.replace(r#""contact-info":"a@b""#, r#""contact-info":null"#).replace(
-            r#""total-failure-session-count":0"#,
-            r#""total-failure-session-count":"7","x-new":[1]"#,
-        );
+        let s = MIN
+            .replace(r#""contact-info":"a@b""#, r#""contact-info":null"#)
+            .replace(
+                r#""total-failure-session-count":0"#,
+                r#""total-failure-session-count":"7","x-new":[1]"#,
+            );
         let p = parse(s.as_bytes()).unwrap();
         let back: Value = serde_json::to_value(&p.report).unwrap();
         assert_eq!(back["contact-info"], Value::Null);
-        assert_eq!(back["policies"][0]["summary"]["total-failure-session-count"], 7);
-        assert_eq!(back["policies"][0]["summary"]["x-new"], serde_json::json!([1]));
+        assert_eq!(
+            back["policies"][0]["summary"]["total-failure-session-count"],
+            7
+        );
+        assert_eq!(
+            back["policies"][0]["summary"]["x-new"],
+            serde_json::json!([1])
+        );
         assert_eq!(codes(&p), vec!["unexpected-type", "count-as-string"]);
         assert_eq!(p.warnings[0].path, "contact-info");
-        assert_eq!(p.warnings[1].path, "policies[0].summary.total-failure-session-count");
+        assert_eq!(
+            p.warnings[1].path,
+            "policies[0].summary.total-failure-session-count"
+        );
     }
 
     #[test]
@@ -832,9 +978,18 @@ mod tests {
             ("[]", "invalid JSON"),
             ("{", "invalid JSON"),
             (r#"{"policies":[]}"#, "date-range is missing"),
-            (&MIN.replace("2024-01-01T00:00:00Z", "April fools"), "not an RFC 3339"),
-            (&MIN.replace(r#""policies":["#, r#""x":["#), "policies is missing"),
-            (&MIN.replace(r#""policy-type":"sts","#, ""), "policy-type is missing"),
+            (
+                &MIN.replace("2024-01-01T00:00:00Z", "April fools"),
+                "not an RFC 3339",
+            ),
+            (
+                &MIN.replace(r#""policies":["#, r#""x":["#),
+                "policies is missing",
+            ),
+            (
+                &MIN.replace(r#""policy-type":"sts","#, ""),
+                "policy-type is missing",
+            ),
         ];
         for (doc, want) in cases {
             let e = parse(doc.as_bytes()).unwrap_err().to_string();

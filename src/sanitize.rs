@@ -7,7 +7,8 @@
 
 /// Characters that could move the cursor, end a line or reorder text on a terminal.
 fn is_unsafe(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Replaces unsafe characters with `?` (CR/LF/TAB with a space) and truncates.
@@ -43,7 +44,8 @@ mod tests {
 
     #[test]
     fn no_control_characters_survive() {
-        let hostile = "mx.example\r\n<14>Jan  1 00:00:00 host fake[1]: pwned\x1b[31m\u{202E}\u{0085}\0";
+        let hostile =
+            "mx.example\r\n<14>Jan  1 00:00:00 host fake[1]: pwned\x1b[31m\u{202E}\u{0085}\0";
         let c = clean(hostile, 200);
         assert!(!c.chars().any(is_unsafe), "{c:?}");
         assert!(!c.contains('\n') && !c.contains('\r'));

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, fchmod, mkdirat};
-use nix::unistd::{fdatasync, fsync, ftruncate, geteuid, unlinkat, UnlinkatFlags};
+use nix::unistd::{UnlinkatFlags, fdatasync, fsync, ftruncate, geteuid, unlinkat};
 
 use crate::error::Error;
 
@@ -91,14 +91,27 @@ impl Spool {
         }
         // The spool path itself is the operator's choice and may be a symlink; what
         // is opened inside it never follows one.
-        let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| Error::spool("open spool directory", &shown, e))?;
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::spool("open spool directory", &shown, e))?;
         let dir = File::from(fd);
-        let meta = dir.metadata().map_err(|e| Error::spool("stat", &shown, e))?;
+        let meta = dir
+            .metadata()
+            .map_err(|e| Error::spool("stat", &shown, e))?;
         if meta.mode() & 0o002 != 0 {
-            return Err(Error::Unsafe { path: shown, why: "spool directory is world-writable" });
+            return Err(Error::Unsafe {
+                path: shown,
+                why: "spool directory is world-writable",
+            });
         }
-        Ok(Spool { dir, path: path.to_owned(), opts })
+        Ok(Spool {
+            dir,
+            path: path.to_owned(),
+            opts,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -111,7 +124,12 @@ impl Spool {
 
     /// Takes the exclusive spool lock, polling until `lock_timeout`.
     pub fn lock(&self) -> Result<Lock, Error> {
-        let f = self.open_file(&self.dir, LOCK_FILE, OFlag::O_RDWR | OFlag::O_CREAT, LOCK_FILE)?;
+        let f = self.open_file(
+            &self.dir,
+            LOCK_FILE,
+            OFlag::O_RDWR | OFlag::O_CREAT,
+            LOCK_FILE,
+        )?;
         let start = Instant::now();
         let mut f = f;
         loop {
@@ -135,23 +153,39 @@ impl Spool {
     /// Opens `name` inside `dir` without following a symlink and checks what was
     /// opened: a regular file with one link, owned by us. New files get mode 0640.
     fn open_file(&self, dir: &File, name: &str, flags: OFlag, shown: &str) -> Result<File, Error> {
-        let fd = openat(dir.as_fd(), name, flags | cflags(), mode(FILE_MODE)).map_err(|e| match e {
-            Errno::ELOOP => Error::Unsafe { path: self.shown(shown), why: "is a symbolic link" },
-            e => Error::spool("open", self.shown(shown), e),
-        })?;
+        let fd =
+            openat(dir.as_fd(), name, flags | cflags(), mode(FILE_MODE)).map_err(|e| match e {
+                Errno::ELOOP => Error::Unsafe {
+                    path: self.shown(shown),
+                    why: "is a symbolic link",
+                },
+                e => Error::spool("open", self.shown(shown), e),
+            })?;
         let f = File::from(fd);
-        let meta = f.metadata().map_err(|e| Error::spool("stat", self.shown(shown), e))?;
+        let meta = f
+            .metadata()
+            .map_err(|e| Error::spool("stat", self.shown(shown), e))?;
         if !meta.file_type().is_file() {
-            return Err(Error::Unsafe { path: self.shown(shown), why: "is not a regular file" });
+            return Err(Error::Unsafe {
+                path: self.shown(shown),
+                why: "is not a regular file",
+            });
         }
         if meta.nlink() != 1 {
-            return Err(Error::Unsafe { path: self.shown(shown), why: "has more than one hard link" });
+            return Err(Error::Unsafe {
+                path: self.shown(shown),
+                why: "has more than one hard link",
+            });
         }
         if meta.uid() != geteuid().as_raw() {
-            return Err(Error::Unsafe { path: self.shown(shown), why: "is owned by another user" });
+            return Err(Error::Unsafe {
+                path: self.shown(shown),
+                why: "is owned by another user",
+            });
         }
         if meta.len() == 0 && meta.mode() & 0o777 != FILE_MODE {
-            fchmod(f.as_fd(), mode(FILE_MODE)).map_err(|e| Error::spool("set mode of", self.shown(shown), e))?;
+            fchmod(f.as_fd(), mode(FILE_MODE))
+                .map_err(|e| Error::spool("set mode of", self.shown(shown), e))?;
         }
         Ok(f)
     }
@@ -163,17 +197,28 @@ impl Spool {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(Error::spool("create directory", self.shown(shown), e)),
         }
-        let fd = openat(parent.as_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | cflags(), Mode::empty())
-            .map_err(|e| match e {
-                Errno::ELOOP | Errno::ENOTDIR => {
-                    Error::Unsafe { path: self.shown(shown), why: "is not a plain directory" }
-                }
-                e => Error::spool("open directory", self.shown(shown), e),
-            })?;
+        let fd = openat(
+            parent.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | cflags(),
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP | Errno::ENOTDIR => Error::Unsafe {
+                path: self.shown(shown),
+                why: "is not a plain directory",
+            },
+            e => Error::spool("open directory", self.shown(shown), e),
+        })?;
         let d = File::from(fd);
-        let meta = d.metadata().map_err(|e| Error::spool("stat", self.shown(shown), e))?;
+        let meta = d
+            .metadata()
+            .map_err(|e| Error::spool("stat", self.shown(shown), e))?;
         if meta.mode() & 0o002 != 0 {
-            return Err(Error::Unsafe { path: self.shown(shown), why: "is world-writable" });
+            return Err(Error::Unsafe {
+                path: self.shown(shown),
+                why: "is world-writable",
+            });
         }
         Ok(d)
     }
@@ -186,7 +231,11 @@ impl Spool {
     fn seen(&self, key: &str) -> Result<bool, Error> {
         let (fan, name) = Self::seen_path(key);
         let rel = format!("{SEEN_DIR}/{fan}/{name}");
-        match nix::sys::stat::fstatat(self.dir.as_fd(), rel.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        match nix::sys::stat::fstatat(
+            self.dir.as_fd(),
+            rel.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
             Ok(_) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
             Err(e) => Err(Error::spool("check duplicate marker", self.shown(&rel), e)),
@@ -198,9 +247,18 @@ impl Spool {
         let seen = self.subdir(&self.dir, SEEN_DIR, SEEN_DIR)?;
         let shown = format!("{SEEN_DIR}/{fan}");
         let fan_dir = self.subdir(&seen, fan, &shown)?;
-        match openat(fan_dir.as_fd(), name, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | cflags(), mode(FILE_MODE)) {
+        match openat(
+            fan_dir.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | cflags(),
+            mode(FILE_MODE),
+        ) {
             Ok(_) | Err(Errno::EEXIST) => Ok(()),
-            Err(e) => Err(Error::spool("create duplicate marker", self.shown(&format!("{shown}/{name}")), e)),
+            Err(e) => Err(Error::spool(
+                "create duplicate marker",
+                self.shown(&format!("{shown}/{name}")),
+                e,
+            )),
         }
     }
 
@@ -222,9 +280,17 @@ impl Spool {
             return Ok(out);
         }
         let name = format!("{day}.jsonl");
-        let mut f = self.open_file(&self.dir, &name, OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT, &name)?;
+        let mut f = self.open_file(
+            &self.dir,
+            &name,
+            OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT,
+            &name,
+        )?;
         let shown = self.shown(&name);
-        let mut len = f.metadata().map_err(|e| Error::spool("stat", &shown, e))?.len();
+        let mut len = f
+            .metadata()
+            .map_err(|e| Error::spool("stat", &shown, e))?
+            .len();
         if len > 0 {
             len = self.trim_partial_tail(&f, len, &shown)?;
         }
@@ -233,14 +299,17 @@ impl Spool {
             let _ = f.write_all(&buf[..buf.len() / 2]);
             crate::fault::point("mid-write");
         }
-        let result = f.write_all(&buf).map_err(|e| Error::spool("append to", &shown, e)).and_then(|()| {
-            if self.opts.fsync {
-                crate::fault::point("after-write");
-                fdatasync(f.as_fd()).map_err(|e| Error::spool("fsync", &shown, e))
-            } else {
-                Ok(())
-            }
-        });
+        let result = f
+            .write_all(&buf)
+            .map_err(|e| Error::spool("append to", &shown, e))
+            .and_then(|()| {
+                if self.opts.fsync {
+                    crate::fault::point("after-write");
+                    fdatasync(f.as_fd()).map_err(|e| Error::spool("fsync", &shown, e))
+                } else {
+                    Ok(())
+                }
+            });
         if result.is_ok() && !self.opts.fsync {
             crate::fault::point("after-write");
         }
@@ -270,7 +339,8 @@ impl Spool {
         loop {
             let start = pos.saturating_sub(chunk.len() as u64);
             let n = (pos - start) as usize;
-            f.read_exact_at(&mut chunk[..n], start).map_err(|e| Error::spool("read", shown, e))?;
+            f.read_exact_at(&mut chunk[..n], start)
+                .map_err(|e| Error::spool("read", shown, e))?;
             let keep = match chunk[..n].iter().rposition(|&c| c == b'\n') {
                 Some(i) => start + i as u64 + 1,
                 None if start == 0 => 0,
@@ -280,7 +350,8 @@ impl Spool {
                 }
             };
             if keep != len {
-                ftruncate(f.as_fd(), keep as i64).map_err(|e| Error::spool("truncate", shown, e))?;
+                ftruncate(f.as_fd(), keep as i64)
+                    .map_err(|e| Error::spool("truncate", shown, e))?;
             }
             return Ok(keep);
         }
@@ -311,14 +382,20 @@ impl Spool {
         };
         let result = (|| -> Result<u64, Error> {
             let mut f = self.open_file(&qdir, &tmp, create, &format!("{QUARANTINE_DIR}/{tmp}"))?;
-            f.write_all(head).map_err(|e| Error::spool("write", &shown, e))?;
+            f.write_all(head)
+                .map_err(|e| Error::spool("write", &shown, e))?;
             let mut written = head.len() as u64;
             let mut truncated = false;
             if let Some(r) = rest {
                 let mut limited = r.take(cap.saturating_sub(written));
-                written += io::copy(&mut limited, &mut f).map_err(|e| Error::spool("write", &shown, e))?;
+                written +=
+                    io::copy(&mut limited, &mut f).map_err(|e| Error::spool("write", &shown, e))?;
                 let mut probe = [0u8; 1];
-                truncated = limited.into_inner().read(&mut probe).map(|n| n > 0).unwrap_or(false);
+                truncated = limited
+                    .into_inner()
+                    .read(&mut probe)
+                    .map(|n| n > 0)
+                    .unwrap_or(false);
             }
             if self.opts.fsync {
                 fsync(f.as_fd()).map_err(|e| Error::spool("fsync", &shown, e))?;
@@ -326,17 +403,20 @@ impl Spool {
             let mut meta = meta.clone();
             meta["quarantined-bytes"] = written.into();
             meta["truncated"] = truncated.into();
-            let mut j = self.open_file(&qdir, &json, create, &format!("{QUARANTINE_DIR}/{json}"))?;
+            let mut j =
+                self.open_file(&qdir, &json, create, &format!("{QUARANTINE_DIR}/{json}"))?;
             let mut text = serde_json::to_vec_pretty(&meta).unwrap_or_default();
             text.push(b'\n');
-            j.write_all(&text).map_err(|e| Error::spool("write", self.shown(&json), e))?;
+            j.write_all(&text)
+                .map_err(|e| Error::spool("write", self.shown(&json), e))?;
             if self.opts.fsync {
                 fsync(j.as_fd()).map_err(|e| Error::spool("fsync", self.shown(&json), e))?;
             }
             renameat(qdir.as_fd(), tmp.as_str(), qdir.as_fd(), eml.as_str())
                 .map_err(|e| Error::spool("rename", &shown, e))?;
             if self.opts.fsync {
-                fsync(qdir.as_fd()).map_err(|e| Error::spool("fsync", self.shown(QUARANTINE_DIR), e))?;
+                fsync(qdir.as_fd())
+                    .map_err(|e| Error::spool("fsync", self.shown(QUARANTINE_DIR), e))?;
             }
             Ok(written)
         })();

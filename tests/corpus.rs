@@ -9,37 +9,67 @@ use serde_json::{Value, json};
 
 /// Bare documents: (fixture, expected warning codes).
 const DOCS: &[(&str, &[&str])] = &[
-    ("YnkDK_tls_reporting/example.json", &["string-as-array", "legacy-key"]),
-    ("YnkDK_tls_reporting/example.gz", &["string-as-array", "legacy-key"]),
+    (
+        "YnkDK_tls_reporting/example.json",
+        &["string-as-array", "legacy-key"],
+    ),
+    (
+        "YnkDK_tls_reporting/example.gz",
+        &["string-as-array", "legacy-key"],
+    ),
     ("YnkDK_tls_reporting/no-policies.json", &[]),
     ("cry-inc_dmarc-report-viewer/google.json", &[]),
     ("cry-inc_dmarc-report-viewer/google@bbd2196.json", &[]),
-    ("cry-inc_dmarc-report-viewer/microsoft.json", &["policy-string-json-in-string"]),
-    ("cry-inc_dmarc-report-viewer/no-contact.json", &["unexpected-type"]),
+    (
+        "cry-inc_dmarc-report-viewer/microsoft.json",
+        &["policy-string-json-in-string"],
+    ),
+    (
+        "cry-inc_dmarc-report-viewer/no-contact.json",
+        &["unexpected-type"],
+    ),
     ("cry-inc_dmarc-report-viewer/no-policy.json", &[]),
     ("cry-inc_dmarc-report-viewer/no_ip_and_mx.json", &[]),
     ("cry-inc_dmarc-report-viewer/rfc-example.json", &[]),
-    ("danmarg_tlsrpt_processor/sample.json", &["string-as-array", "legacy-key"]),
-    ("domainaware_parsedmarc/mail.ru.json", &["failure-count-mismatch"]),
+    (
+        "danmarg_tlsrpt_processor/sample.json",
+        &["string-as-array", "legacy-key"],
+    ),
+    (
+        "domainaware_parsedmarc/mail.ru.json",
+        &["failure-count-mismatch"],
+    ),
     ("domainaware_parsedmarc/rfc8460.json", &["string-as-array"]),
     ("domainaware_parsedmarc/smtp_tls.json", &[]),
-    ("opus-codium_email-report-processor/google.com!example.com!1667520000!1667606399!001.json", &[]),
+    (
+        "opus-codium_email-report-processor/google.com!example.com!1667520000!1667606399!001.json",
+        &[],
+    ),
     ("phi-ag_mta-sts-exporter/google.json", &[]),
-    ("phi-ag_mta-sts-exporter/microsoft-2.json", &["datetime-no-zone"]),
+    (
+        "phi-ag_mta-sts-exporter/microsoft-2.json",
+        &["datetime-no-zone"],
+    ),
     ("phi-ag_mta-sts-exporter/microsoft.json", &[]),
     ("phi-ag_mta-sts-exporter/rfc-errata-6241.json", &[]),
     ("phi-ag_mta-sts-exporter/rfc.json", &["string-as-array"]),
     ("robalexdev_tlsrpt-be/report.json", &[]),
     ("stalwartlabs_mail-auth/rpt01.json", &[]),
     ("stalwartlabs_mail-auth/rpt02.json", &[]),
-    ("stalwartlabs_mail-auth/rpt03.json", &["unknown-policy-type", "missing-field"]),
+    (
+        "stalwartlabs_mail-auth/rpt03.json",
+        &["unknown-policy-type", "missing-field"],
+    ),
 ];
 
 /// Emails: (fixture, expected warning codes). Sources in fixtures/expected/.
 const EMAILS: &[(&str, &[&str])] = &[
     ("deltachat_deltachat-core-rust/tlsrpt.eml", &[]),
     ("domainaware_parsedmarc/google.com_smtp_tls_report.eml", &[]),
-    ("gene-hightower_internet-message-parser/encoding.test.ts__tlsrpt-google-digilicious.eml", &["policy-string-trailing-cr"]),
+    (
+        "gene-hightower_internet-message-parser/encoding.test.ts__tlsrpt-google-digilicious.eml",
+        &["policy-string-trailing-cr"],
+    ),
     ("isseis_tlsrpt-digest/tlsrpt_failure.eml", &[]),
     ("isseis_tlsrpt-digest/tlsrpt_success_google_1.eml", &[]),
     ("isseis_tlsrpt-digest/tlsrpt_success_google_2.eml", &[]),
@@ -67,20 +97,27 @@ fn compare(src: &Value, got: &Value, path: &str, diffs: &mut Vec<String>) {
                 let renamed = LEGACY.iter().find(|(old, _)| old == k).map(|(_, new)| *new);
                 match (g.get(k), renamed) {
                     (Some(gv), _) => compare(sv, gv, &p, diffs),
-                    (None, Some(new)) if g.contains_key(new) && !s.contains_key(new) => compare(sv, &g[new], &p, diffs),
+                    (None, Some(new)) if g.contains_key(new) && !s.contains_key(new) => {
+                        compare(sv, &g[new], &p, diffs)
+                    }
                     (None, _) => diffs.push(format!("{p}: missing in record")),
                 }
             }
             for k in g.keys() {
-                let from_legacy = LEGACY.iter().any(|(old, new)| new == k && s.contains_key(*old));
+                let from_legacy = LEGACY
+                    .iter()
+                    .any(|(old, new)| new == k && s.contains_key(*old));
                 if !s.contains_key(k) && !from_legacy {
                     diffs.push(format!("{path}.{k}: added"));
                 }
             }
         }
-        (Value::Array(s), Value::Array(g)) if path.ends_with("policy-string") && s.len() == 1 && g.len() != 1 => {
+        (Value::Array(s), Value::Array(g))
+            if path.ends_with("policy-string") && s.len() == 1 && g.len() != 1 =>
+        {
             // TLSA JSON-array-in-a-string.
-            let inner: Value = serde_json::from_str(s[0].as_str().unwrap_or("")).unwrap_or(Value::Null);
+            let inner: Value =
+                serde_json::from_str(s[0].as_str().unwrap_or("")).unwrap_or(Value::Null);
             compare(&inner, got, path, diffs)
         }
         (Value::Array(s), Value::Array(g)) => {
@@ -96,8 +133,10 @@ fn compare(src: &Value, got: &Value, path: &str, diffs: &mut Vec<String>) {
                 diffs.push(format!("{path}: {s:?} stored as {got}"));
             }
         }
-        (Value::String(s), Value::String(g)) if path.ends_with("datetime") && !s.ends_with('Z') && *g == format!("{s}Z") => {}
-        (Value::String(s), Value::String(g)) if path.contains("policy-string") && s.trim_end_matches('\r') == g => {}
+        (Value::String(s), Value::String(g))
+            if path.ends_with("datetime") && !s.ends_with('Z') && *g == format!("{s}Z") => {}
+        (Value::String(s), Value::String(g))
+            if path.contains("policy-string") && s.trim_end_matches('\r') == g => {}
         (s, g) if s == g => {}
         (s, g) => diffs.push(format!("{path}: {s} stored as {g}")),
     }
@@ -113,7 +152,12 @@ fn check(name: &str, source: &Value, input: &[u8], want_codes: &[&str]) {
     let mut diffs = Vec::new();
     compare(source, &rec["report"], "", &mut diffs);
     assert!(diffs.is_empty(), "{name}: {diffs:#?}");
-    let mut codes: Vec<&str> = rec["warnings"].as_array().unwrap().iter().map(|w| w["code"].as_str().unwrap()).collect();
+    let mut codes: Vec<&str> = rec["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
     codes.sort();
     codes.dedup();
     let mut want: Vec<&str> = want_codes.to_vec();
@@ -123,10 +167,22 @@ fn check(name: &str, source: &Value, input: &[u8], want_codes: &[&str]) {
     assert_eq!(rec["dedup-key"].as_str().unwrap().len(), 64);
     // Totals match the source's own numbers.
     let pols = source["policies"].as_array().unwrap();
-    let sum = |k: &str| pols.iter().map(|p| p["summary"][k].as_u64().unwrap_or(0)).sum::<u64>();
+    let sum = |k: &str| {
+        pols.iter()
+            .map(|p| p["summary"][k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
     assert_eq!(rec["totals"]["policies"], json!(pols.len()), "{name}");
-    assert_eq!(rec["totals"]["successful-sessions"], json!(sum("total-successful-session-count")), "{name}");
-    assert_eq!(rec["totals"]["failed-sessions"], json!(sum("total-failure-session-count")), "{name}");
+    assert_eq!(
+        rec["totals"]["successful-sessions"],
+        json!(sum("total-successful-session-count")),
+        "{name}"
+    );
+    assert_eq!(
+        rec["totals"]["failed-sessions"],
+        json!(sum("total-failure-session-count")),
+        "{name}"
+    );
     assert!(env.quarantined().is_empty(), "{name}: quarantined");
 }
 
@@ -137,7 +193,9 @@ fn every_real_document_is_stored_whole() {
         let raw = if name.ends_with(".gz") {
             use std::io::Read;
             let mut s = Vec::new();
-            flate2::read::GzDecoder::new(&input[..]).read_to_end(&mut s).unwrap();
+            flate2::read::GzDecoder::new(&input[..])
+                .read_to_end(&mut s)
+                .unwrap();
             s
         } else {
             input.clone()
@@ -163,31 +221,62 @@ fn email_records_carry_headers_and_source() {
     let r = &env.records()[0];
     assert_eq!(r["headers"]["tls-report-domain"], "test.xmox.nl");
     assert_eq!(r["headers"]["tls-report-submitter"], "microsoft.com");
-    assert_eq!(r["headers"]["message-id"], "<133198585438131172+test.xmox.nl@test.xmox.nl>");
-    assert_eq!(r["headers"]["subject"], "Report Domain: test.xmox.nl Submitter: microsoft.com Report-ID: 133198585438131172+test.xmox.nl");
+    assert_eq!(
+        r["headers"]["message-id"],
+        "<133198585438131172+test.xmox.nl@test.xmox.nl>"
+    );
+    assert_eq!(
+        r["headers"]["subject"],
+        "Report Domain: test.xmox.nl Submitter: microsoft.com Report-ID: 133198585438131172+test.xmox.nl"
+    );
     assert_eq!(r["source"]["content-type"], "application/tlsrpt+gzip");
     assert_eq!(r["source"]["encoding"], json!(["gzip", "json"]));
-    assert!(r["source"]["filename"].as_str().unwrap().ends_with(".json.gz"));
+    assert!(
+        r["source"]["filename"]
+            .as_str()
+            .unwrap()
+            .ends_with(".json.gz")
+    );
     // §5.6: the body is authoritative; the Subject's Report-ID differs and is not used.
     let env = Env::new();
-    ok(&env.run(&[], &fixture("domainaware_parsedmarc/google.com_smtp_tls_report.eml")));
+    ok(&env.run(
+        &[],
+        &fixture("domainaware_parsedmarc/google.com_smtp_tls_report.eml"),
+    ));
     let r = &env.records()[0];
-    assert_eq!(r["report"]["report-id"], "2024-09-03T00:00:00Z_cardinalhealth.ca");
-    assert!(r["headers"]["subject"].as_str().unwrap().contains("2024.09.03T00.00.00Z"));
+    assert_eq!(
+        r["report"]["report-id"],
+        "2024-09-03T00:00:00Z_cardinalhealth.ca"
+    );
+    assert!(
+        r["headers"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("2024.09.03T00.00.00Z")
+    );
 }
 
 #[test]
 fn negative_fixtures_are_quarantined_with_a_reason() {
     for (name, want) in [
         ("YnkDK_tls_reporting/truncated.gz", "broken gzip"),
-        ("YnkDK_tls_reporting/date_error.json", "not an RFC 3339 date-time"),
-        ("YnkDK_tls_reporting/missing_required_field.json", "policy-type is missing"),
+        (
+            "YnkDK_tls_reporting/date_error.json",
+            "not an RFC 3339 date-time",
+        ),
+        (
+            "YnkDK_tls_reporting/missing_required_field.json",
+            "policy-type is missing",
+        ),
     ] {
         let env = Env::new();
         let input = fixture(name);
         let out = env.run(&[], &input);
         let err = ok(&out);
-        assert!(err.contains("status=quarantined") && err.contains(want), "{name}: {err}");
+        assert!(
+            err.contains("status=quarantined") && err.contains(want),
+            "{name}: {err}"
+        );
         assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
         assert!(env.records().is_empty());
         let q = env.quarantined();

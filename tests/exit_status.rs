@@ -15,7 +15,10 @@ fn tempfail(o: &std::process::Output, want: &str) {
     let err = stderr(o);
     assert_eq!(code(o), 75, "stderr: {err}");
     let last = err.lines().last().unwrap_or("");
-    assert!(last.starts_with("tlsrpt-pipe: ") && last.contains(want), "{err}");
+    assert!(
+        last.starts_with("tlsrpt-pipe: ") && last.contains(want),
+        "{err}"
+    );
 }
 
 #[test]
@@ -94,7 +97,13 @@ fn empty_and_random_input_never_panic() {
             seed ^= seed << 17;
             buf.push(seed as u8);
         }
-        for prefix in [&b""[..], b"\x1f\x8b", b"PK\x03\x04", b"{", b"Content-Type: multipart/report; boundary=x\n\n--x\n"] {
+        for prefix in [
+            &b""[..],
+            b"\x1f\x8b",
+            b"PK\x03\x04",
+            b"{",
+            b"Content-Type: multipart/report; boundary=x\n\n--x\n",
+        ] {
             let mut input = prefix.to_vec();
             input.extend(&buf);
             let o = env.run(&[], &input);
@@ -135,8 +144,18 @@ fn dry_run_prints_records_and_touches_nothing() {
 fn envelope_from_options_and_exim_environment() {
     let env = Env::new();
     let args = [
-        "--sender", "", "--recipient", "tls-reports@example.com", "--original-recipient", "TLS-Reports@example.com",
-        "--queue-id", "4F2K1x0Zq", "--client-address", "", "--size", "4244",
+        "--sender",
+        "",
+        "--recipient",
+        "tls-reports@example.com",
+        "--original-recipient",
+        "TLS-Reports@example.com",
+        "--queue-id",
+        "4F2K1x0Zq",
+        "--client-address",
+        "",
+        "--size",
+        "4244",
     ];
     ok(&env.run(&args, &good()));
     let e = &env.records()[0]["envelope"];
@@ -149,7 +168,9 @@ fn envelope_from_options_and_exim_environment() {
 
     let env = Env::new();
     let mut c = env.cmd(&[]);
-    c.env("SENDER", "noreply@google.com").env("RECIPIENT", "tls@example.com").env("MESSAGE_ID", "1qXyZ-000abc-Ab");
+    c.env("SENDER", "noreply@google.com")
+        .env("RECIPIENT", "tls@example.com")
+        .env("MESSAGE_ID", "1qXyZ-000abc-Ab");
     ok(&run_cmd(c, &good()));
     let e = &env.records()[0]["envelope"];
     assert_eq!(e["sender"], "noreply@google.com");
@@ -186,7 +207,13 @@ fn limits_quarantine_instead_of_failing() {
     // Too many reports.
     let env = Env::new();
     let parts: Vec<Part> = (0..5)
-        .map(|i| attachment("application/tlsrpt+json", "attachment", report_json("O", &format!("id{i}"), 0, "").as_bytes()))
+        .map(|i| {
+            attachment(
+                "application/tlsrpt+json",
+                "attachment",
+                report_json("O", &format!("id{i}"), 0, "").as_bytes(),
+            )
+        })
         .collect();
     let err = ok(&env.run(&["--max-reports", "3"], &report_message("", &parts)));
     assert_eq!(env.records().len(), 3);
@@ -196,7 +223,9 @@ fn limits_quarantine_instead_of_failing() {
     let env = Env::new();
     let mut msg = String::from_utf8(good()).unwrap();
     for i in 0..5 {
-        msg = format!("Subject: fwd {i}\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"d{i}\"\n\n--d{i}\nContent-Type: message/rfc822\n\n{msg}\n--d{i}--\n");
+        msg = format!(
+            "Subject: fwd {i}\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"d{i}\"\n\n--d{i}\nContent-Type: message/rfc822\n\n{msg}\n--d{i}--\n"
+        );
     }
     let err = ok(&env.run(&["--max-depth", "3"], msg.as_bytes()));
     assert!(err.contains("MIME nesting deeper than 3"), "{err}");
@@ -205,7 +234,17 @@ fn limits_quarantine_instead_of_failing() {
     // Decompressed size.
     let env = Env::new();
     let doc = report_json("O", "big", 0, "");
-    let msg = report_message("", &[attachment("application/tlsrpt+gzip", "attachment", &gzip(doc.as_bytes()))]);
+    let msg = report_message(
+        "",
+        &[attachment(
+            "application/tlsrpt+gzip",
+            "attachment",
+            &gzip(doc.as_bytes()),
+        )],
+    );
     let err = ok(&env.run(&["--max-report-size", "100"], &msg));
-    assert!(err.contains("decompressed report exceeds 100 bytes"), "{err}");
+    assert!(
+        err.contains("decompressed report exceeds 100 bytes"),
+        "{err}"
+    );
 }

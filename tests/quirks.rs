@@ -17,7 +17,12 @@ fn store_one(input: &[u8]) -> Value {
 }
 
 fn codes(rec: &Value) -> Vec<String> {
-    rec["warnings"].as_array().unwrap().iter().map(|w| w["code"].as_str().unwrap().to_owned()).collect()
+    rec["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn rfc_json() -> Vec<u8> {
@@ -35,22 +40,57 @@ const REPORT_ID: &str = "5065427c-23d3-47ca-b6e0-946ea0e8c4be";
 #[test]
 fn content_types_seen_in_the_wild() {
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
-        ("application/tlsrpt+gzip", "attachment; filename=\"r.json.gz\"", rfc_gz()),
-        ("application/tlsrpt+json", "attachment; filename=\"r.json\"", rfc_json()),
+        (
+            "application/tlsrpt+gzip",
+            "attachment; filename=\"r.json.gz\"",
+            rfc_gz(),
+        ),
+        (
+            "application/tlsrpt+json",
+            "attachment; filename=\"r.json\"",
+            rfc_json(),
+        ),
         ("application/tlsrpt", "attachment", rfc_json()),
         ("application/tlsrpt+x-gzip", "attachment", rfc_gz()),
-        ("application/gzip", "attachment; filename=\"r.json.gz\"", rfc_gz()),
+        (
+            "application/gzip",
+            "attachment; filename=\"r.json.gz\"",
+            rfc_gz(),
+        ),
         ("application/x-gzip", "attachment", rfc_gz()),
         ("application/json", "attachment", rfc_json()),
-        ("application/octet-stream", "attachment; filename=\"a!b!1!2.json.gz\"", rfc_gz()),
-        ("application/octet-stream", "attachment; filename=\"report.json\"", rfc_json()),
-        ("application/zip", "attachment; filename=\"r.zip\"", zip_stored("r.json", &rfc_json())),
-        ("application/x-zip-compressed", "attachment", zip_stored("r.json.gz", &rfc_gz())),
+        (
+            "application/octet-stream",
+            "attachment; filename=\"a!b!1!2.json.gz\"",
+            rfc_gz(),
+        ),
+        (
+            "application/octet-stream",
+            "attachment; filename=\"report.json\"",
+            rfc_json(),
+        ),
+        (
+            "application/zip",
+            "attachment; filename=\"r.zip\"",
+            zip_stored("r.json", &rfc_json()),
+        ),
+        (
+            "application/x-zip-compressed",
+            "attachment",
+            zip_stored("r.json.gz", &rfc_gz()),
+        ),
         // No useful type at all: only the bytes (gzip magic) and a name tell.
-        ("application/unknown", "attachment; filename=\"x.gz\"", rfc_gz()),
+        (
+            "application/unknown",
+            "attachment; filename=\"x.gz\"",
+            rfc_gz(),
+        ),
     ];
     for (ct, disp, data) in cases {
-        let msg = report_message("", &[text_part("human readable"), attachment(ct, disp, &data)]);
+        let msg = report_message(
+            "",
+            &[text_part("human readable"), attachment(ct, disp, &data)],
+        );
         let rec = store_one(&msg);
         assert_eq!(rec["report"]["report-id"], REPORT_ID, "{ct}");
     }
@@ -58,7 +98,14 @@ fn content_types_seen_in_the_wild() {
 
 #[test]
 fn declared_gzip_holding_plain_json() {
-    let msg = report_message("", &[attachment("application/tlsrpt+gzip", "attachment", &rfc_json())]);
+    let msg = report_message(
+        "",
+        &[attachment(
+            "application/tlsrpt+gzip",
+            "attachment",
+            &rfc_json(),
+        )],
+    );
     let rec = store_one(&msg);
     assert!(codes(&rec).contains(&"declared-gzip-holds-json".to_owned()));
     assert_eq!(rec["source"]["encoding"], json!(["json"]));
@@ -83,11 +130,21 @@ fn missing_closing_boundary() {
 #[test]
 fn whole_body_is_the_report() {
     for (headers, body) in [
-        ("Content-Type: application/tlsrpt+gzip\nContent-Transfer-Encoding: base64\n", base64(&rfc_gz())),
-        ("Content-Type: application/tlsrpt+json\n", String::from_utf8(rfc_json()).unwrap()),
-        ("Content-Type: text/plain\n", String::from_utf8(rfc_json()).unwrap()),
+        (
+            "Content-Type: application/tlsrpt+gzip\nContent-Transfer-Encoding: base64\n",
+            base64(&rfc_gz()),
+        ),
+        (
+            "Content-Type: application/tlsrpt+json\n",
+            String::from_utf8(rfc_json()).unwrap(),
+        ),
+        (
+            "Content-Type: text/plain\n",
+            String::from_utf8(rfc_json()).unwrap(),
+        ),
     ] {
-        let msg = format!("From: a@b.example\nSubject: report\nMIME-Version: 1.0\n{headers}\n{body}\n");
+        let msg =
+            format!("From: a@b.example\nSubject: report\nMIME-Version: 1.0\n{headers}\n{body}\n");
         let rec = store_one(msg.as_bytes());
         assert_eq!(rec["source"]["part"], "body");
     }
@@ -100,14 +157,20 @@ fn rfc2231_filename_continuations() {
         body: base64(&rfc_gz()),
     };
     let rec = store_one(&report_message("", &[p]));
-    assert_eq!(rec["source"]["filename"], "google.com!example.com!1667520000!1667606399.json.gz");
+    assert_eq!(
+        rec["source"]["filename"],
+        "google.com!example.com!1667520000!1667606399.json.gz"
+    );
 }
 
 #[test]
 fn trailing_crlf_after_gzip() {
     let mut data = rfc_gz();
     data.extend_from_slice(b"\r\n");
-    let rec = store_one(&report_message("", &[attachment("application/tlsrpt+gzip", "attachment", &data)]));
+    let rec = store_one(&report_message(
+        "",
+        &[attachment("application/tlsrpt+gzip", "attachment", &data)],
+    ));
     assert!(codes(&rec).contains(&"gzip-trailing-bytes".to_owned()));
 }
 
@@ -123,12 +186,18 @@ fn mbox_from_line_and_mbox_headers() {
 fn crlf_and_lf_line_endings() {
     let crlf = fixture("mjl-_mox/example.eml");
     assert!(crlf.windows(2).any(|w| w == b"\r\n"));
-    let lf: Vec<u8> = String::from_utf8(crlf.clone()).unwrap().replace("\r\n", "\n").into_bytes();
+    let lf: Vec<u8> = String::from_utf8(crlf.clone())
+        .unwrap()
+        .replace("\r\n", "\n")
+        .into_bytes();
     let a = store_one(&crlf);
     let b = store_one(&lf);
     assert_eq!(a["report"], b["report"]);
     let lf2 = fixture("isseis_tlsrpt-digest/tlsrpt_failure.eml");
-    let crlf2 = String::from_utf8(lf2.clone()).unwrap().replace('\n', "\r\n").into_bytes();
+    let crlf2 = String::from_utf8(lf2.clone())
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes();
     assert_eq!(store_one(&lf2)["report"], store_one(&crlf2)["report"]);
 }
 
@@ -136,8 +205,16 @@ fn crlf_and_lf_line_endings() {
 fn dmarc_report_is_not_a_tls_report() {
     let xml = b"<?xml version=\"1.0\"?><feedback><report_metadata><org_name>google.com</org_name></report_metadata></feedback>";
     for (ct, name, data) in [
-        ("application/gzip", "google.com!example.com!1!2.xml.gz", gzip(xml)),
-        ("application/zip", "google.com!example.com!1!2.zip", zip_stored("r.xml", xml)),
+        (
+            "application/gzip",
+            "google.com!example.com!1!2.xml.gz",
+            gzip(xml),
+        ),
+        (
+            "application/zip",
+            "google.com!example.com!1!2.zip",
+            zip_stored("r.xml", xml),
+        ),
         ("text/xml", "r.xml", xml.to_vec()),
     ] {
         let msg = format!(
@@ -146,7 +223,10 @@ fn dmarc_report_is_not_a_tls_report() {
         );
         let env = Env::new();
         let err = ok(&env.run(&[], msg.as_bytes()));
-        assert!(err.contains("status=no-report") && err.contains("DMARC"), "{ct}: {err}");
+        assert!(
+            err.contains("status=no-report") && err.contains("DMARC"),
+            "{ct}: {err}"
+        );
         assert!(env.records().is_empty() && env.quarantined().is_empty());
     }
 }
@@ -187,13 +267,25 @@ fn several_reports_in_one_message() {
             text_part("two reports"),
             attachment("application/tlsrpt+gzip", "attachment", &gzip(a.as_bytes())),
             attachment("application/tlsrpt+json", "attachment", b.as_bytes()),
-            attachment("application/zip", "attachment", &zip_stored("c.json", &rfc_json())),
+            attachment(
+                "application/zip",
+                "attachment",
+                &zip_stored("c.json", &rfc_json()),
+            ),
         ],
     );
     let env = Env::new();
     let err = ok(&env.run(&[], &msg));
-    let ids: Vec<Value> = env.records().iter().map(|r| r["report"]["report-id"].clone()).collect();
-    assert_eq!(ids, vec![json!("id-a"), json!("id-b"), json!(REPORT_ID)], "{err}");
+    let ids: Vec<Value> = env
+        .records()
+        .iter()
+        .map(|r| r["report"]["report-id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![json!("id-a"), json!("id-b"), json!(REPORT_ID)],
+        "{err}"
+    );
     assert!(err.contains("records=3"), "{err}");
 }
 
@@ -214,7 +306,14 @@ fn one_broken_report_does_not_lose_the_good_one() {
     assert_eq!(env.records().len(), 1, "{err}");
     let q = env.quarantined();
     assert_eq!(q.len(), 1);
-    assert!(q[0].1["reason"].as_str().unwrap().contains("part 2: broken gzip"), "{}", q[0].1);
+    assert!(
+        q[0].1["reason"]
+            .as_str()
+            .unwrap()
+            .contains("part 2: broken gzip"),
+        "{}",
+        q[0].1
+    );
 }
 
 // --- JSON ------------------------------------------------------------------------
@@ -228,7 +327,8 @@ fn edited(f: impl Fn(&mut Value)) -> Vec<u8> {
 #[test]
 fn json_quirks_are_kept_and_recorded() {
     type Edit = Box<dyn Fn(&mut Value)>;
-    let cases: Vec<(&str, Edit, Box<dyn Fn(&Value)>)> = vec![
+    type Check = Box<dyn Fn(&Value)>;
+    let cases: Vec<(&str, Edit, Check)> = vec![
         (
             "end-before-start",
             Box::new(|v| v["date-range"]["end-datetime"] = json!("2016-03-31T00:00:00Z")),
@@ -246,7 +346,10 @@ fn json_quirks_are_kept_and_recorded() {
                 let o = d.as_object_mut().unwrap();
                 let host = o.remove("receiving-mx-hostname").unwrap();
                 o.insert("receiving-mx-host-name".into(), host);
-                o.insert("additional-info-uri".into(), json!("https://reports.example/info"));
+                o.insert(
+                    "additional-info-uri".into(),
+                    json!("https://reports.example/info"),
+                );
             }),
             Box::new(|r| {
                 let d = &r["policies"][0]["failure-details"][0];
@@ -257,8 +360,15 @@ fn json_quirks_are_kept_and_recorded() {
         ),
         (
             "unknown-result-type",
-            Box::new(|v| v["policies"][0]["failure-details"][0]["result-type"] = json!("quantum-decoherence")),
-            Box::new(|r| assert_eq!(r["policies"][0]["failure-details"][0]["result-type"], "quantum-decoherence")),
+            Box::new(|v| {
+                v["policies"][0]["failure-details"][0]["result-type"] = json!("quantum-decoherence")
+            }),
+            Box::new(|r| {
+                assert_eq!(
+                    r["policies"][0]["failure-details"][0]["result-type"],
+                    "quantum-decoherence"
+                )
+            }),
         ),
         (
             "three-policies",
@@ -270,8 +380,16 @@ fn json_quirks_are_kept_and_recorded() {
         ),
         (
             "helo-with-crlf",
-            Box::new(|v| v["policies"][0]["failure-details"][0]["receiving-mx-helo"] = json!("mx1 ESMTP\r\n250-PIPELINING\r\n250 STARTTLS")),
-            Box::new(|r| assert_eq!(r["policies"][0]["failure-details"][0]["receiving-mx-helo"], "mx1 ESMTP\r\n250-PIPELINING\r\n250 STARTTLS")),
+            Box::new(|v| {
+                v["policies"][0]["failure-details"][0]["receiving-mx-helo"] =
+                    json!("mx1 ESMTP\r\n250-PIPELINING\r\n250 STARTTLS")
+            }),
+            Box::new(|r| {
+                assert_eq!(
+                    r["policies"][0]["failure-details"][0]["receiving-mx-helo"],
+                    "mx1 ESMTP\r\n250-PIPELINING\r\n250 STARTTLS"
+                )
+            }),
         ),
         (
             "unknown-top-level-field",
@@ -280,8 +398,15 @@ fn json_quirks_are_kept_and_recorded() {
         ),
         (
             "numeric-string-count",
-            Box::new(|v| v["policies"][0]["summary"]["total-successful-session-count"] = json!("5326")),
-            Box::new(|r| assert_eq!(r["policies"][0]["summary"]["total-successful-session-count"], 5326)),
+            Box::new(|v| {
+                v["policies"][0]["summary"]["total-successful-session-count"] = json!("5326")
+            }),
+            Box::new(|r| {
+                assert_eq!(
+                    r["policies"][0]["summary"]["total-successful-session-count"],
+                    5326
+                )
+            }),
         ),
     ];
     let want_code = [
@@ -298,7 +423,11 @@ fn json_quirks_are_kept_and_recorded() {
         let rec = store_one(&edited(edit));
         check(&rec["report"]);
         if !code.is_empty() {
-            assert!(codes(&rec).contains(&code.to_owned()), "{name}: {:?}", codes(&rec));
+            assert!(
+                codes(&rec).contains(&code.to_owned()),
+                "{name}: {:?}",
+                codes(&rec)
+            );
         }
     }
 }
@@ -357,7 +486,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c

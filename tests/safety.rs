@@ -21,7 +21,8 @@ fn report(i: usize) -> Vec<u8> {
 fn ids(env: &Env) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for r in env.records() {
-        *m.entry(r["report"]["report-id"].as_str().unwrap().to_owned()).or_default() += 1;
+        *m.entry(r["report"]["report-id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     m
 }
@@ -30,7 +31,11 @@ fn ids(env: &Env) -> HashMap<String, usize> {
 fn assert_no_partial_line(env: &Env) {
     for f in env.jsonl_files() {
         let b = std::fs::read(&f).unwrap();
-        assert!(b.is_empty() || b.ends_with(b"\n"), "{} has a partial last line", f.display());
+        assert!(
+            b.is_empty() || b.ends_with(b"\n"),
+            "{} has a partial last line",
+            f.display()
+        );
         for line in b.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
             serde_json::from_slice::<Value>(line).unwrap_or_else(|e| panic!("torn line: {e}"));
         }
@@ -48,14 +53,22 @@ fn sixty_four_concurrent_deliveries() {
         }
     }
     for i in 0..16 {
-        inputs.push(format!("From: x@example.org\nSubject: junk {i}\n\n{}\n", "garbage ".repeat(i * 100)).into_bytes());
+        inputs.push(
+            format!(
+                "From: x@example.org\nSubject: junk {i}\n\n{}\n",
+                "garbage ".repeat(i * 100)
+            )
+            .into_bytes(),
+        );
     }
     assert_eq!(inputs.len(), 64);
     let children: Vec<_> = inputs
         .iter()
         .map(|_| {
             let mut c = env.cmd(&[]);
-            c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
@@ -74,12 +87,21 @@ fn sixty_four_concurrent_deliveries() {
     assert_no_partial_line(&env);
     let got = ids(&env);
     assert_eq!(got.len(), 24, "every distinct report is stored");
-    assert!(got.values().all(|&n| n == 1), "each stored exactly once: {got:?}");
+    assert!(
+        got.values().all(|&n| n == 1),
+        "each stored exactly once: {got:?}"
+    );
 }
 
 #[test]
 fn killed_at_every_step_loses_nothing() {
-    for point in ["after-lock", "mid-write", "after-write", "after-fsync", "after-mark"] {
+    for point in [
+        "after-lock",
+        "mid-write",
+        "after-write",
+        "after-fsync",
+        "after-mark",
+    ] {
         let env = Env::new();
         ok(&env.run(&[], &report(1000))); // the day file exists and has content
         let big = {
@@ -92,16 +114,28 @@ fn killed_at_every_step_loses_nothing() {
         let mut c = env.cmd(&[]);
         c.env("TLSRPT_PIPE_FAULT", point);
         let o = run_cmd(c, &big);
-        assert_eq!(o.status.code(), None, "{point}: should have died by SIGKILL; {}", stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            None,
+            "{point}: should have died by SIGKILL; {}",
+            stderr(&o)
+        );
         if point == "mid-write" {
             let f = &env.jsonl_files()[0];
-            assert!(!std::fs::read(f).unwrap().ends_with(b"\n"), "mid-write left no partial line: the test would prove nothing");
+            assert!(
+                !std::fs::read(f).unwrap().ends_with(b"\n"),
+                "mid-write left no partial line: the test would prove nothing"
+            );
         }
         // The MTA saw a signal death, so it retries the same message.
         ok(&env.run(&[], &big));
         assert_no_partial_line(&env);
         let got = ids(&env);
-        assert_eq!(got.get("id-1000"), Some(&1), "{point}: earlier record intact");
+        assert_eq!(
+            got.get("id-1000"),
+            Some(&1),
+            "{point}: earlier record intact"
+        );
         let n = got.get("victim").copied().unwrap_or(0);
         match point {
             // Durable but not yet marked: at-least-once may mean twice.
@@ -118,11 +152,15 @@ fn random_sigkill_then_redelivery_is_at_least_once() {
     let env = Env::new();
     let mut seed = 12345u64;
     for i in 0..40 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = Duration::from_micros((seed >> 33) % 8000);
         let input = report(i);
         let mut c = env.cmd(&[]);
-        c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let mut ch = c.spawn().unwrap();
         let mut si = ch.stdin.take().unwrap();
         let _ = si.write_all(&input);
@@ -153,7 +191,9 @@ fn file_size_limit_rolls_back_and_defers() {
     let f = env.jsonl_files()[0].clone();
     let before = std::fs::read(&f).unwrap();
     let mut c = Command::new("prlimit");
-    c.arg(format!("--fsize={}", before.len() + 100)).arg("--").arg(BIN);
+    c.arg(format!("--fsize={}", before.len() + 100))
+        .arg("--")
+        .arg(BIN);
     c.args(env.cmd(&[]).get_args());
     let o = run_cmd(c, &report(2));
     assert_eq!(code(&o), 75, "{}", stderr(&o));
@@ -172,19 +212,28 @@ fn disk_full_rolls_back_and_defers() {
     let env = Env::new();
     let mnt = env.dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    let m = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k,mode=0755"]).arg("tmpfs").arg(&mnt).status();
+    let m = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755"])
+        .arg("tmpfs")
+        .arg(&mnt)
+        .status();
     if !m.is_ok_and(|s| s.success()) {
         eprintln!("skipped: cannot mount tmpfs here");
         return;
     }
-    let small = Env { dir: tempfile::tempdir().unwrap(), spool: mnt.join("spool") };
+    let small = Env {
+        dir: tempfile::tempdir().unwrap(),
+        spool: mnt.join("spool"),
+    };
     small.make_spool();
     ok(&small.run(&[], &report(1)));
     let before = std::fs::read(&small.jsonl_files()[0]).unwrap();
     // Fill the filesystem, leaving less than one record of room.
     let filler = mnt.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 64 * 1024]);
-    let rows: Vec<String> = (0..400).map(|_| r#"{"result-type":"starttls-not-supported","failed-session-count":1}"#.to_owned()).collect();
+    let rows: Vec<String> = (0..400)
+        .map(|_| r#"{"result-type":"starttls-not-supported","failed-session-count":1}"#.to_owned())
+        .collect();
     let big = report_json("Org", "big", 400, &rows.join(","));
     let o = small.run(&[], big.as_bytes());
     let _ = std::fs::remove_file(&filler);
@@ -215,7 +264,8 @@ fn today_file(env: &Env) -> std::path::PathBuf {
     // Learn the day file's name from a throwaway delivery in a scratch spool.
     let scratch = Env::new();
     ok(&scratch.run(&[], &report(999)));
-    env.spool.join(scratch.jsonl_files()[0].file_name().unwrap())
+    env.spool
+        .join(scratch.jsonl_files()[0].file_name().unwrap())
 }
 
 #[test]
@@ -268,11 +318,19 @@ fn attachment_names_never_reach_a_path() {
     let mut parts = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let disp = format!("attachment; filename=\"{}\"", n.replace('\n', "\\n"));
-        parts.push(attachment("application/octet-stream", &disp, &gzip(&report(i))));
+        parts.push(attachment(
+            "application/octet-stream",
+            &disp,
+            &gzip(&report(i)),
+        ));
     }
     let mut broken = gzip(b"{}");
     broken.truncate(12);
-    parts.push(attachment("application/tlsrpt+gzip", "attachment; filename=\"../../quarantine-escape.gz\"", &broken));
+    parts.push(attachment(
+        "application/tlsrpt+gzip",
+        "attachment; filename=\"../../quarantine-escape.gz\"",
+        &broken,
+    ));
     ok(&env.run(&[], &report_message("", &parts)));
     assert_eq!(ids(&env).len(), names.len());
     // Only our own names exist anywhere under the temp dir.
@@ -289,7 +347,8 @@ fn attachment_names_never_reach_a_path() {
     }
     for name in &all {
         assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)),
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)),
             "unexpected file name {name:?}"
         );
         assert!(!name.contains("evil") && !name.contains("escape") && !name.contains("passwd"));
@@ -314,7 +373,9 @@ fn root_switches_to_user_before_reading() {
     // --user root is refused; an unknown user is refused.
     for user in ["root", "no-such-user-xyz"] {
         let mut c = Command::new(BIN);
-        c.arg("--spool").arg(&env.spool).args(["--log-stderr", "--user", user]);
+        c.arg("--spool")
+            .arg(&env.spool)
+            .args(["--log-stderr", "--user", user]);
         let o = run_cmd(c, &report(2));
         assert_eq!(code(&o), 75, "{user}: {}", stderr(&o));
         assert!(stderr(&o).contains("privileges:"), "{}", stderr(&o));

@@ -16,12 +16,16 @@ pub fn is_root() -> bool {
 }
 
 pub fn fixture(rel: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 pub fn fixture_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 pub struct Env {
@@ -43,8 +47,16 @@ impl Env {
 
     /// Creates the spool directory as the program would (`--create-spool`).
     pub fn make_spool(&self) {
-        let out = self.cmd(&["--create-spool", "--max-message-size", "1"]).stdin(Stdio::null()).output().unwrap();
-        assert!(self.spool.is_dir(), "spool not created: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .cmd(&["--create-spool", "--max-message-size", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            self.spool.is_dir(),
+            "spool not created: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The binary with `--spool`, stderr logging and, as root, `--user nobody`.
@@ -55,7 +67,10 @@ impl Env {
             c.args(["--user", "nobody"]);
         }
         c.args(args);
-        c.env_remove("SENDER").env_remove("RECIPIENT").env_remove("MESSAGE_ID").env_remove("TLSRPT_SPOOL");
+        c.env_remove("SENDER")
+            .env_remove("RECIPIENT")
+            .env_remove("MESSAGE_ID")
+            .env_remove("TLSRPT_SPOOL");
         c
     }
 
@@ -68,9 +83,15 @@ impl Env {
         let mut out = Vec::new();
         for f in self.jsonl_files() {
             let text = std::fs::read_to_string(&f).unwrap();
-            assert!(text.is_empty() || text.ends_with('\n'), "{} ends mid-line", f.display());
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "{} ends mid-line",
+                f.display()
+            );
             for line in text.lines() {
-                out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")));
+                out.push(
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")),
+                );
             }
         }
         out
@@ -97,14 +118,19 @@ impl Env {
             .into_iter()
             .map(|p| {
                 let meta = std::fs::read(p.with_extension("json")).unwrap();
-                (std::fs::read(&p).unwrap(), serde_json::from_slice(&meta).unwrap())
+                (
+                    std::fs::read(&p).unwrap(),
+                    serde_json::from_slice(&meta).unwrap(),
+                )
             })
             .collect()
     }
 }
 
 pub fn run_cmd(mut c: Command, stdin: &[u8]) -> Output {
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn tlsrpt-pipe");
     let mut si = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -176,7 +202,10 @@ pub fn attachment(content_type: &str, disposition: &str, data: &[u8]) -> Part {
 }
 
 pub fn text_part(text: &str) -> Part {
-    Part { headers: "Content-Type: text/plain; charset=us-ascii\n".into(), body: text.into() }
+    Part {
+        headers: "Content-Type: text/plain; charset=us-ascii\n".into(),
+        body: text.into(),
+    }
 }
 
 /// A multipart/report message in the RFC 8460 §5.3 shape, LF line endings.
