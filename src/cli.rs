@@ -66,7 +66,7 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "32M")]
     pub max_message_size: u64,
     /// Largest decompressed report document; larger ones (gzip bombs) are quarantined.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "40M")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "32M")]
     pub max_report_size: u64,
     /// Most report documents taken from one message.
     #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_REPORTS)]
@@ -172,7 +172,7 @@ mod tests {
         );
         assert_eq!(
             Limits::default().max_report_size,
-            parse_size("40M").unwrap()
+            parse_size("32M").unwrap()
         );
     }
 }

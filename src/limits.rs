@@ -8,7 +8,7 @@
 /// Named defaults, shared by the CLI (`--help` shows them) and the man page.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 32 * 1024 * 1024;
 /// Decompressed size of one report document. A 1 GiB gzip bomb stops here.
-pub const DEFAULT_MAX_REPORT_SIZE: u64 = 40 * 1024 * 1024;
+pub const DEFAULT_MAX_REPORT_SIZE: u64 = 32 * 1024 * 1024;
 /// Report documents in one message (parts, zip entries, nested messages).
 pub const DEFAULT_MAX_REPORTS: usize = 64;
 /// MIME nesting: multipart levels plus forwarded `message/rfc822` levels.

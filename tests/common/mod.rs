@@ -227,3 +227,6 @@ pub fn report_json(org: &str, id: &str, failed: u64, details: &str) -> String {
         r#"{{"organization-name":"{org}","date-range":{{"start-datetime":"2024-05-01T00:00:00Z","end-datetime":"2024-05-01T23:59:59Z"}},"contact-info":"tls@sender.example","report-id":"{id}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx1.example.com","max_age: 86400"],"policy-domain":"example.com","mx-host":["mx1.example.com"]}},"summary":{{"total-successful-session-count":100,"total-failure-session-count":{failed}}},"failure-details":[{details}]}}]}}"#
     )
 }
+
+#[path = "gen.rs"]
+pub mod generate;
