@@ -97,6 +97,17 @@ pub struct Cli {
     #[arg(long)]
     pub log_stderr: bool,
 
+    /// Believe Authentication-Results headers with this authserv-id (repeatable): the
+    /// id your own MTA or milter (OpenDKIM, rspamd, Exim) writes.
+    #[arg(long, value_name = "ID")]
+    pub trusted_authserv_id: Vec<String>,
+    /// Quarantine reports without a trusted, aligned DKIM pass (RFC 8460 §3).
+    #[arg(long)]
+    pub require_dkim: bool,
+    /// Let reports without a trusted, aligned DKIM pass raise alerts too.
+    #[arg(long)]
+    pub alert_unauthenticated: bool,
+
     /// Alert when a policy has at least this many failed sessions (0 disables).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub alert_min_failed: u64,

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod auth;
 pub mod cli;
 pub mod datetime;
 pub mod decode;
@@ -58,10 +59,11 @@ struct Accepted {
     parsed: Parsed,
     source: message::Source,
     key: String,
+    auth: auth::Verdict,
 }
 
 /// Turns message bytes into accepted reports and reasons for quarantine. No I/O.
-fn analyse(raw: &[u8], limits: &Limits) -> (Extraction, Vec<Accepted>, Vec<String>) {
+fn analyse(raw: &[u8], limits: &Limits, cli: &Cli) -> (Extraction, Vec<Accepted>, Vec<String>) {
     let ex = match decode::sniff(message::strip_mbox_from(raw)) {
         Some(_) => message::extract_bare(raw, limits),
         None => message::extract(raw, limits),
@@ -72,18 +74,29 @@ fn analyse(raw: &[u8], limits: &Limits) -> (Extraction, Vec<Accepted>, Vec<Strin
         .map(|b| format!("part {}: {}", b.part, b.reason))
         .collect();
     let mut accepted = Vec::new();
+    let trusted: Vec<String> =
+        cli.trusted_authserv_id.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+    let dkim = auth::trusted_dkim(&ex.headers.authentication_results, &trusted);
     for doc in &ex.reports {
         match report::parse(&doc.json) {
             Ok(mut parsed) => {
                 let mut w = doc.warnings.clone();
                 w.append(&mut parsed.warnings);
                 parsed.warnings = w;
+                let h = &ex.headers;
+                let verdict = auth::verdict(
+                    dkim.clone(),
+                    h.tls_report_submitter.as_deref(),
+                    parsed.report.contact_info.as_deref(),
+                    h.from.as_deref(),
+                );
+                if cli.require_dkim && !verdict.is_pass() {
+                    let part = &doc.source.part;
+                    reasons.push(format!("part {part}: no trusted, aligned DKIM pass (--require-dkim)"));
+                    continue;
+                }
                 let key = record::dedup_key(&parsed.report);
-                accepted.push(Accepted {
-                    parsed,
-                    source: doc.source.clone(),
-                    key,
-                });
+                accepted.push(Accepted { parsed, source: doc.source.clone(), key, auth: verdict });
             }
             Err(e) => reasons.push(format!("part {}: {e}", doc.source.part)),
         }
@@ -182,7 +195,7 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
         }
     };
 
-    let (ex, accepted, reasons) = analyse(&raw, &limits);
+    let (ex, accepted, reasons) = analyse(&raw, &limits, cli);
     let mut lines = Vec::with_capacity(accepted.len());
     for a in &accepted {
         let rec = Record {
@@ -191,6 +204,7 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
             dedup_key: &a.key,
             envelope: &env,
             headers: &ex.headers,
+            authentication: &a.auth,
             source: &a.source,
             totals: a.parsed.report.totals(),
             warnings: &a.parsed.warnings,
@@ -253,10 +267,14 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
 
     // Logging happens after the commit point and cannot change the outcome.
     let reports: Vec<&report::Report> = fresh.iter().map(|a| &a.parsed.report).collect();
-    log_outcome(log, &out, &reports, &ctx(&env));
+    let mut verdicts: Vec<&str> = fresh.iter().map(|a| a.auth.verdict).collect();
+    verdicts.dedup();
+    let auth_field = if verdicts.is_empty() { String::new() } else { format!(" dkim={}", verdicts.join(",")) };
+    log_outcome(log, &out, &reports, &format!("{auth_field}{}", ctx(&env)));
+    // Forged reports must not be able to flood the alert channel (RFC 8460 §3).
     let t = thresholds(cli);
-    for r in &reports {
-        for a in alert::evaluate(r, &t) {
+    for a in fresh.iter().filter(|a| a.auth.is_pass() || cli.alert_unauthenticated) {
+        for a in alert::evaluate(&a.parsed.report, &t) {
             log.log(a.severity, &a.line(), &a.fields());
             out.alerts += 1;
         }

@@ -9,6 +9,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::auth::Verdict;
 use crate::message::{Headers, Source};
 use crate::report::{Report, Totals, Warning};
 
@@ -41,6 +42,7 @@ pub struct Record<'a> {
     pub dedup_key: &'a str,
     pub envelope: &'a Envelope,
     pub headers: &'a Headers,
+    pub authentication: &'a Verdict,
     pub source: &'a Source,
     pub totals: Totals,
     pub warnings: &'a [Warning],

@@ -23,6 +23,9 @@ fn deliver(env: &Env, args: &[&str], input: &[u8]) -> (i32, Vec<String>) {
     )
     .unwrap();
     let mut c = Command::new(BIN);
+    // These reports carry no trusted Authentication-Results: alerts must be allowed
+    // explicitly (tests/auth.rs covers the default).
+    c.arg("--alert-unauthenticated");
     c.arg("--spool")
         .arg(&env.spool)
         .arg("--syslog-socket")
@@ -242,6 +245,9 @@ fn without_syslog_lines_go_to_stderr_and_exit_status_is_unchanged() {
     let env = Env::new();
     // Not env.cmd(): that adds --log-stderr. A socket path nobody listens on instead.
     let mut c = Command::new(BIN);
+    // These reports carry no trusted Authentication-Results: alerts must be allowed
+    // explicitly (tests/auth.rs covers the default).
+    c.arg("--alert-unauthenticated");
     c.arg("--spool")
         .arg(&env.spool)
         .arg("--syslog-socket")
@@ -303,6 +309,9 @@ fn real_rsyslogd_routes_alerts_to_their_own_file() {
     assert!(sock.exists(), "rsyslogd did not create its socket");
     std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let mut c = Command::new(BIN);
+    // These reports carry no trusted Authentication-Results: alerts must be allowed
+    // explicitly (tests/auth.rs covers the default).
+    c.arg("--alert-unauthenticated");
     c.arg("--spool")
         .arg(&env.spool)
         .arg("--syslog-socket")
