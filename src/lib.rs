@@ -55,28 +55,43 @@ pub struct Outcome {
 }
 
 /// A report that survived parsing, ready to become a record.
-struct Accepted {
-    parsed: Parsed,
-    source: message::Source,
-    key: String,
-    auth: auth::Verdict,
+#[derive(Debug)]
+pub struct Accepted {
+    pub parsed: Parsed,
+    pub source: message::Source,
+    pub key: String,
+    pub auth: auth::Verdict,
 }
 
-/// Turns message bytes into accepted reports and reasons for quarantine. No I/O.
-fn analyse(raw: &[u8], limits: &Limits, cli: &Cli) -> (Extraction, Vec<Accepted>, Vec<String>) {
+/// Everything learned from one message, before any I/O.
+#[derive(Debug)]
+pub struct Analysis {
+    pub extraction: Extraction,
+    pub accepted: Vec<Accepted>,
+    /// Why (part of) the message must be quarantined; empty if nothing must.
+    pub reasons: Vec<String>,
+}
+
+/// How reports are authenticated (RFC 8460 §3).
+#[derive(Debug, Clone, Default)]
+pub struct AuthPolicy {
+    /// Lowercase authserv-ids whose Authentication-Results are believed.
+    pub trusted: Vec<String>,
+    /// Quarantine reports without a trusted, aligned DKIM pass.
+    pub require_dkim: bool,
+}
+
+/// Turns message bytes into accepted reports and reasons for quarantine. Pure: no
+/// I/O, bounded by `limits`; the fuzz targets drive the whole program through here.
+pub fn analyse(raw: &[u8], limits: &Limits, policy: &AuthPolicy) -> Analysis {
     let ex = match decode::sniff(message::strip_mbox_from(raw)) {
         Some(_) => message::extract_bare(raw, limits),
         None => message::extract(raw, limits),
     };
-    let mut reasons: Vec<String> = ex
-        .broken
-        .iter()
-        .map(|b| format!("part {}: {}", b.part, b.reason))
-        .collect();
+    let mut reasons: Vec<String> =
+        ex.broken.iter().map(|b| format!("part {}: {}", b.part, b.reason)).collect();
     let mut accepted = Vec::new();
-    let trusted: Vec<String> =
-        cli.trusted_authserv_id.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
-    let dkim = auth::trusted_dkim(&ex.headers.authentication_results, &trusted);
+    let dkim = auth::trusted_dkim(&ex.headers.authentication_results, &policy.trusted);
     for doc in &ex.reports {
         match report::parse(&doc.json) {
             Ok(mut parsed) => {
@@ -90,7 +105,7 @@ fn analyse(raw: &[u8], limits: &Limits, cli: &Cli) -> (Extraction, Vec<Accepted>
                     parsed.report.contact_info.as_deref(),
                     h.from.as_deref(),
                 );
-                if cli.require_dkim && !verdict.is_pass() {
+                if policy.require_dkim && !verdict.is_pass() {
                     let part = &doc.source.part;
                     reasons.push(format!("part {part}: no trusted, aligned DKIM pass (--require-dkim)"));
                     continue;
@@ -101,7 +116,30 @@ fn analyse(raw: &[u8], limits: &Limits, cli: &Cli) -> (Extraction, Vec<Accepted>
             Err(e) => reasons.push(format!("part {}: {e}", doc.source.part)),
         }
     }
-    (ex, accepted, reasons)
+    Analysis { extraction: ex, accepted, reasons }
+}
+
+/// One spool entry (JSON line and dedup key) per accepted report.
+pub fn encode_records(a: &Analysis, received_at: &str, env: &Envelope) -> Result<Vec<Entry>, Error> {
+    a.accepted
+        .iter()
+        .map(|acc| {
+            let rec = Record {
+                version: record::RECORD_VERSION,
+                received_at,
+                dedup_key: &acc.key,
+                envelope: env,
+                headers: &a.extraction.headers,
+                authentication: &acc.auth,
+                source: &acc.source,
+                totals: acc.parsed.report.totals(),
+                warnings: &acc.parsed.warnings,
+                report: &acc.parsed.report,
+            };
+            let line = record::encode(&rec).map_err(|e| Error::Panic(format!("cannot encode record: {e}")))?;
+            Ok(Entry { key: acc.key.clone(), line })
+        })
+        .collect()
 }
 
 fn envelope(cli: &Cli) -> Envelope {
@@ -195,28 +233,13 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
         }
     };
 
-    let (ex, accepted, reasons) = analyse(&raw, &limits, cli);
-    let mut lines = Vec::with_capacity(accepted.len());
-    for a in &accepted {
-        let rec = Record {
-            version: record::RECORD_VERSION,
-            received_at: &received_at,
-            dedup_key: &a.key,
-            envelope: &env,
-            headers: &ex.headers,
-            authentication: &a.auth,
-            source: &a.source,
-            totals: a.parsed.report.totals(),
-            warnings: &a.parsed.warnings,
-            report: &a.parsed.report,
-        };
-        let line =
-            record::encode(&rec).map_err(|e| Error::Panic(format!("cannot encode record: {e}")))?;
-        lines.push(Entry {
-            key: a.key.clone(),
-            line,
-        });
-    }
+    let policy = AuthPolicy {
+        trusted: cli.trusted_authserv_id.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
+        require_dkim: cli.require_dkim,
+    };
+    let analysis = analyse(&raw, &limits, &policy);
+    let lines = encode_records(&analysis, &received_at, &env)?;
+    let Analysis { extraction: ex, accepted, reasons } = analysis;
     let mut out = Outcome {
         no_report: if accepted.is_empty() && reasons.is_empty() {
             ex.no_report
