@@ -87,7 +87,12 @@ fn strip_comments(s: &str) -> String {
 pub fn authserv_id(value: &str) -> String {
     let clean = strip_comments(value);
     let first = clean.split(';').next().unwrap_or("").trim();
-    first.split_whitespace().next().unwrap_or("").trim_matches('"').to_ascii_lowercase()
+    first
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_ascii_lowercase()
 }
 
 fn parse_dkim(value: &str, id: &str) -> Vec<DkimResult> {
@@ -95,7 +100,9 @@ fn parse_dkim(value: &str, id: &str) -> Vec<DkimResult> {
     let mut out = Vec::new();
     for resinfo in clean.split(';').skip(1) {
         let mut tokens = resinfo.split_whitespace();
-        let Some((method, result)) = tokens.next().and_then(|t| t.split_once('=')) else { continue };
+        let Some((method, result)) = tokens.next().and_then(|t| t.split_once('=')) else {
+            continue;
+        };
         if !method.trim().eq_ignore_ascii_case("dkim") {
             continue;
         }
@@ -107,7 +114,9 @@ fn parse_dkim(value: &str, id: &str) -> Vec<DkimResult> {
             selector: None,
         };
         for t in tokens {
-            let Some((k, v)) = t.split_once('=') else { continue };
+            let Some((k, v)) = t.split_once('=') else {
+                continue;
+            };
             let v = Some(v.trim_matches('"').to_owned());
             match k.to_ascii_lowercase().as_str() {
                 "header.d" => r.header_d = v,
@@ -160,19 +169,31 @@ fn domain_of(addr: &str) -> Option<String> {
 
 /// Same domain, or one a subdomain of the other with the shorter having two labels.
 pub fn aligned(a: &str, b: &str) -> bool {
-    let (a, b) = (a.trim_end_matches('.').to_ascii_lowercase(), b.trim_end_matches('.').to_ascii_lowercase());
+    let (a, b) = (
+        a.trim_end_matches('.').to_ascii_lowercase(),
+        b.trim_end_matches('.').to_ascii_lowercase(),
+    );
     if a.is_empty() || b.is_empty() {
         return false;
     }
     if a == b {
         return true;
     }
-    let (short, long) = if a.len() < b.len() { (&a, &b) } else { (&b, &a) };
+    let (short, long) = if a.len() < b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     short.contains('.') && long.ends_with(&format!(".{short}"))
 }
 
 /// The verdict for one report.
-pub fn verdict(dkim: Vec<DkimResult>, submitter: Option<&str>, contact_info: Option<&str>, from: Option<&str>) -> Verdict {
+pub fn verdict(
+    dkim: Vec<DkimResult>,
+    submitter: Option<&str>,
+    contact_info: Option<&str>,
+    from: Option<&str>,
+) -> Verdict {
     let identities: Vec<(&'static str, String)> = [
         ("tls-report-submitter", submitter.and_then(domain_of)),
         ("contact-info", contact_info.and_then(domain_of)),
@@ -182,12 +203,28 @@ pub fn verdict(dkim: Vec<DkimResult>, submitter: Option<&str>, contact_info: Opt
     .filter_map(|(k, v)| v.map(|v| (k, v)))
     .collect();
     for r in dkim.iter().filter(|r| r.result == "pass") {
-        let Some(d) = r.header_d.clone().or_else(|| r.header_i.as_deref().and_then(domain_of)) else { continue };
+        let Some(d) = r
+            .header_d
+            .clone()
+            .or_else(|| r.header_i.as_deref().and_then(domain_of))
+        else {
+            continue;
+        };
         if let Some((with, _)) = identities.iter().find(|(_, id)| aligned(&d, id)) {
-            return Verdict { verdict: "pass", aligned_domain: Some(d.to_ascii_lowercase()), aligned_with: Some(with), dkim };
+            return Verdict {
+                verdict: "pass",
+                aligned_domain: Some(d.to_ascii_lowercase()),
+                aligned_with: Some(with),
+                dkim,
+            };
         }
     }
-    Verdict { verdict: "unauthenticated", aligned_domain: None, aligned_with: None, dkim }
+    Verdict {
+        verdict: "unauthenticated",
+        aligned_domain: None,
+        aligned_with: None,
+        dkim,
+    }
 }
 
 #[cfg(test)]
@@ -229,7 +266,10 @@ mod tests {
         let got = trusted_dkim(&[dmarc_on_top, ours_none, forged], &trusted);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].result, "none");
-        assert_eq!(authserv_id("  mx.example.com (comment; x) 1 ; dkim=pass"), "mx.example.com");
+        assert_eq!(
+            authserv_id("  mx.example.com (comment; x) 1 ; dkim=pass"),
+            "mx.example.com"
+        );
     }
 
     #[test]
@@ -240,15 +280,42 @@ mod tests {
         assert!(!aligned("com", "google.com"));
         assert!(!aligned("evilgoogle.com", "google.com"));
         assert!(!aligned("", "google.com"));
-        let pass = |d: &str| DkimResult { authserv_id: "mx".into(), result: "pass".into(), header_d: Some(d.into()), header_i: None, selector: None };
-        let v = verdict(vec![pass("microsoft.com")], Some("microsoft.com"), Some("tlsrpt-noreply@microsoft.com"), Some("<tlsrpt-noreply@microsoft.com>"));
-        assert_eq!((v.verdict, v.aligned_with), ("pass", Some("tls-report-submitter")));
-        let v = verdict(vec![pass("microsoft.com")], None, None, Some("\"MS\" <tlsrpt-noreply@microsoft.com>"));
+        let pass = |d: &str| DkimResult {
+            authserv_id: "mx".into(),
+            result: "pass".into(),
+            header_d: Some(d.into()),
+            header_i: None,
+            selector: None,
+        };
+        let v = verdict(
+            vec![pass("microsoft.com")],
+            Some("microsoft.com"),
+            Some("tlsrpt-noreply@microsoft.com"),
+            Some("<tlsrpt-noreply@microsoft.com>"),
+        );
+        assert_eq!(
+            (v.verdict, v.aligned_with),
+            ("pass", Some("tls-report-submitter"))
+        );
+        let v = verdict(
+            vec![pass("microsoft.com")],
+            None,
+            None,
+            Some("\"MS\" <tlsrpt-noreply@microsoft.com>"),
+        );
         assert_eq!((v.verdict, v.aligned_with), ("pass", Some("from")));
-        let v = verdict(vec![pass("evil.example")], Some("google.com"), Some("x@google.com"), Some("a@google.com"));
+        let v = verdict(
+            vec![pass("evil.example")],
+            Some("google.com"),
+            Some("x@google.com"),
+            Some("a@google.com"),
+        );
         assert_eq!(v.verdict, "unauthenticated");
         let mut fail = pass("google.com");
         fail.result = "fail".into();
-        assert_eq!(verdict(vec![fail], Some("google.com"), None, None).verdict, "unauthenticated");
+        assert_eq!(
+            verdict(vec![fail], Some("google.com"), None, None).verdict,
+            "unauthenticated"
+        );
     }
 }

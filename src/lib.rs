@@ -84,20 +84,31 @@ pub struct AuthPolicy {
 /// Turns message bytes into accepted reports and reasons for quarantine. Pure: no
 /// I/O, bounded by `limits`; the fuzz targets drive the whole program through here.
 pub fn analyse(raw: &[u8], limits: &Limits, policy: &AuthPolicy) -> Analysis {
-    let ex = match decode::sniff(message::strip_mbox_from(raw)) {
+    let mut ex = match decode::sniff(message::strip_mbox_from(raw)) {
         Some(_) => message::extract_bare(raw, limits),
         None => message::extract(raw, limits),
     };
-    let mut reasons: Vec<String> =
-        ex.broken.iter().map(|b| format!("part {}: {}", b.part, b.reason)).collect();
+    let mut reasons: Vec<String> = ex
+        .broken
+        .iter()
+        .map(|b| format!("part {}: {}", b.part, b.reason))
+        .collect();
     let mut accepted = Vec::new();
     let dkim = auth::trusted_dkim(&ex.headers.authentication_results, &policy.trusted);
-    for doc in &ex.reports {
-        match report::parse(&doc.json) {
+    // Each document's JSON bytes are dropped as soon as it is parsed: for a large
+    // report they are as big as the parsed form.
+    for doc in std::mem::take(&mut ex.reports) {
+        let message::ReportDoc {
+            json,
+            source,
+            mut warnings,
+        } = doc;
+        let parsed = report::parse(&json);
+        drop(json);
+        match parsed {
             Ok(mut parsed) => {
-                let mut w = doc.warnings.clone();
-                w.append(&mut parsed.warnings);
-                parsed.warnings = w;
+                warnings.append(&mut parsed.warnings);
+                parsed.warnings = warnings;
                 let h = &ex.headers;
                 let verdict = auth::verdict(
                     dkim.clone(),
@@ -106,21 +117,36 @@ pub fn analyse(raw: &[u8], limits: &Limits, policy: &AuthPolicy) -> Analysis {
                     h.from.as_deref(),
                 );
                 if policy.require_dkim && !verdict.is_pass() {
-                    let part = &doc.source.part;
-                    reasons.push(format!("part {part}: no trusted, aligned DKIM pass (--require-dkim)"));
+                    let part = &source.part;
+                    reasons.push(format!(
+                        "part {part}: no trusted, aligned DKIM pass (--require-dkim)"
+                    ));
                     continue;
                 }
                 let key = record::dedup_key(&parsed.report);
-                accepted.push(Accepted { parsed, source: doc.source.clone(), key, auth: verdict });
+                accepted.push(Accepted {
+                    parsed,
+                    source,
+                    key,
+                    auth: verdict,
+                });
             }
-            Err(e) => reasons.push(format!("part {}: {e}", doc.source.part)),
+            Err(e) => reasons.push(format!("part {}: {e}", source.part)),
         }
     }
-    Analysis { extraction: ex, accepted, reasons }
+    Analysis {
+        extraction: ex,
+        accepted,
+        reasons,
+    }
 }
 
 /// One spool entry (JSON line and dedup key) per accepted report.
-pub fn encode_records(a: &Analysis, received_at: &str, env: &Envelope) -> Result<Vec<Entry>, Error> {
+pub fn encode_records(
+    a: &Analysis,
+    received_at: &str,
+    env: &Envelope,
+) -> Result<Vec<Entry>, Error> {
     a.accepted
         .iter()
         .map(|acc| {
@@ -136,8 +162,12 @@ pub fn encode_records(a: &Analysis, received_at: &str, env: &Envelope) -> Result
                 warnings: &acc.parsed.warnings,
                 report: &acc.parsed.report,
             };
-            let line = record::encode(&rec).map_err(|e| Error::Panic(format!("cannot encode record: {e}")))?;
-            Ok(Entry { key: acc.key.clone(), line })
+            let line = record::encode(&rec)
+                .map_err(|e| Error::Panic(format!("cannot encode record: {e}")))?;
+            Ok(Entry {
+                key: acc.key.clone(),
+                line,
+            })
         })
         .collect()
 }
@@ -234,12 +264,20 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
     };
 
     let policy = AuthPolicy {
-        trusted: cli.trusted_authserv_id.iter().map(|s| s.trim().to_ascii_lowercase()).collect(),
+        trusted: cli
+            .trusted_authserv_id
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect(),
         require_dkim: cli.require_dkim,
     };
     let analysis = analyse(&raw, &limits, &policy);
     let lines = encode_records(&analysis, &received_at, &env)?;
-    let Analysis { extraction: ex, accepted, reasons } = analysis;
+    let Analysis {
+        extraction: ex,
+        accepted,
+        reasons,
+    } = analysis;
     let mut out = Outcome {
         no_report: if accepted.is_empty() && reasons.is_empty() {
             ex.no_report
@@ -292,11 +330,18 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
     let reports: Vec<&report::Report> = fresh.iter().map(|a| &a.parsed.report).collect();
     let mut verdicts: Vec<&str> = fresh.iter().map(|a| a.auth.verdict).collect();
     verdicts.dedup();
-    let auth_field = if verdicts.is_empty() { String::new() } else { format!(" dkim={}", verdicts.join(",")) };
+    let auth_field = if verdicts.is_empty() {
+        String::new()
+    } else {
+        format!(" dkim={}", verdicts.join(","))
+    };
     log_outcome(log, &out, &reports, &format!("{auth_field}{}", ctx(&env)));
     // Forged reports must not be able to flood the alert channel (RFC 8460 §3).
     let t = thresholds(cli);
-    for a in fresh.iter().filter(|a| a.auth.is_pass() || cli.alert_unauthenticated) {
+    for a in fresh
+        .iter()
+        .filter(|a| a.auth.is_pass() || cli.alert_unauthenticated)
+    {
         for a in alert::evaluate(&a.parsed.report, &t) {
             log.log(a.severity, &a.line(), &a.fields());
             out.alerts += 1;

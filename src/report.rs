@@ -440,6 +440,32 @@ fn take_shaped<T>(
     }
 }
 
+/// An object key, borrowed from the input when it has no escapes: known keys (nearly
+/// all of them) then cost no allocation.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Implements `Deserialize` for one report object: `|this, key, map| { match ... }`.
 /// Unknown keys go to `extra` as raw JSON.
 macro_rules! object_deserialize {
@@ -454,12 +480,12 @@ macro_rules! object_deserialize {
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut $map: A) -> Result<$ty, A::Error> {
                         let mut $this = $ty::default();
-                        while let Some($key) = $map.next_key::<String>()? {
-                            match $key.as_str() {
+                        while let Some(Key($key)) = $map.next_key::<Key<'de>>()? {
+                            match $key.as_ref() {
                                 $($arms)*
                                 _ => {
                                     let v: Value = $map.next_value()?;
-                                    $this.extra.insert($key, v);
+                                    $this.extra.insert($key.into_owned(), v);
                                 }
                             }
                         }

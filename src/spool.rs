@@ -266,13 +266,11 @@ impl Spool {
     /// the lock. Returns which were stored and which were duplicates.
     pub fn append(&self, _lock: &Lock, day: &str, entries: &[Entry]) -> Result<Stored, Error> {
         let mut out = Stored::default();
-        let mut buf = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let dup_in_batch = entries[..i].iter().any(|p| p.key == e.key);
             if dup_in_batch || self.seen(&e.key)? {
                 out.duplicates.push(i);
             } else {
-                buf.extend_from_slice(&e.line);
                 out.stored.push(i);
             }
         }
@@ -296,11 +294,16 @@ impl Spool {
         }
         crate::fault::point("after-lock");
         if crate::fault::armed_at("mid-write") {
-            let _ = f.write_all(&buf[..buf.len() / 2]);
+            let first = &entries[out.stored[0]].line;
+            let _ = f.write_all(&first[..first.len() / 2]);
             crate::fault::point("mid-write");
         }
-        let result = f
-            .write_all(&buf)
+        // Line by line, not one concatenated buffer: a large report's line is as big
+        // as the report, and the lock already keeps other writers out.
+        let result = out
+            .stored
+            .iter()
+            .try_for_each(|&i| f.write_all(&entries[i].line))
             .map_err(|e| Error::spool("append to", &shown, e))
             .and_then(|()| {
                 if self.opts.fsync {
