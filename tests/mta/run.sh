@@ -201,6 +201,60 @@ else
     fail "reporter: pip install tlsrpt-reporter"
 fi
 
+log "Postfix + OpenDKIM: a real DKIM verifier's verdict lands in the record"
+if apt-get install -y -qq --no-install-recommends opendkim opendkim-tools >/dev/null 2>&1; then
+    D="$WORK/dkim"; mkdir -p "$D"
+    opendkim-genkey -b 1024 -d sender.example -s sel -D "$D"
+    # The public key as a TXT record, served by OpenDKIM's test DNS data (no DNS needed).
+    PUB=$(tr -d '\n\t' < "$D/sel.txt" | sed -e 's/.*( *//' -e 's/ *).*//' -e 's/" *"//g' -e 's/"//g')
+    echo "sel._domainkey.sender.example $PUB" > "$D/dns"
+    chown -R opendkim:opendkim "$D"
+    cat > "$D/opendkim.conf" <<CF
+Mode                    v
+AuthservID              mx.example.com
+RemoveARFrom            mx.example.com
+Socket                  inet:8891@127.0.0.1
+TestDNSData             file:$D/dns
+UserID                  opendkim
+PidFile                 $D/opendkim.pid
+Syslog                  no
+CF
+    opendkim -x "$D/opendkim.conf"
+    wait_for 10 test -s "$D/opendkim.pid"
+    postconf -e 'smtpd_milters = inet:127.0.0.1:8891' 'milter_default_action = tempfail'
+    # The transport from contrib, plus the trusted authserv-id as contrib/dkim/README.md says.
+    sed -i 's|^\(  argv=/usr/local/bin/tlsrpt-pipe .*\)$|\1 --trusted-authserv-id mx.example.com|' /etc/postfix/master.cf
+    postfix reload >/dev/null 2>&1; sleep 1
+    gzip -c "$FIX/stalwartlabs_mail-auth/rpt02.json" > "$D/rpt02.json.gz"
+    $CHECK wrap-gzip "$D/rpt02.json.gz" > "$D/unsigned.eml"
+    opendkim-testmsg -d sender.example -k "$D/sel.private" -s sel < "$D/unsigned.eml" > "$D/signed.eml"
+    RID_SIGNED=$(python3 -c "import json; print(json.load(open('$FIX/stalwartlabs_mail-auth/rpt02.json'))['report-id'])")
+    $CHECK smtp tlsrpt@sender.example tls-reports@example.com "$D/signed.eml"
+    check "dkim: signed report stored" wait_for 30 has_records "$RID_SIGNED" 1
+    check "dkim: verdict pass from OpenDKIM" eq "$($CHECK get $SPOOL "$RID_SIGNED" authentication.verdict)" '"pass"'
+    check "dkim: aligned with sender.example" eq "$($CHECK get $SPOOL "$RID_SIGNED" authentication.aligned-domain)" '"sender.example"'
+    check "dkim: selector recorded" eq "$($CHECK get $SPOOL "$RID_SIGNED" authentication.dkim)" \
+        "$(printf '[{"authserv-id": "mx.example.com", "result": "pass", "header-d": "sender.example", "header-i": "@sender.example", "selector": "sel"}]')"
+    # A forged pass with our id, in an unsigned message: OpenDKIM's own header says none.
+    python3 - "$FIX/stalwartlabs_mail-auth/rpt02.json" > "$D/forged.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1])); doc["report-id"] = "forged-1"; print(json.dumps(doc))
+PY
+    gzip -c "$D/forged.json" > "$D/forged.json.gz"
+    { echo "Authentication-Results: mx.example.com; dkim=pass header.d=sender.example"
+      $CHECK wrap-gzip "$D/forged.json.gz"; } > "$D/forged.eml"
+    $CHECK smtp tlsrpt@sender.example tls-reports@example.com "$D/forged.eml"
+    check "dkim: forged report stored" wait_for 30 has_records forged-1 1
+    check "dkim: forged A-R header not believed" eq "$($CHECK get $SPOOL forged-1 authentication.verdict)" '"unauthenticated"'
+    postconf -e 'smtpd_milters =' 'milter_default_action = accept'
+    sed -i 's| --trusted-authserv-id mx.example.com$||' /etc/postfix/master.cf
+    postfix reload >/dev/null 2>&1; sleep 1
+    kill "$(cat "$D/opendkim.pid")" 2>/dev/null
+    apt-get purge -y -qq opendkim opendkim-tools >/dev/null 2>&1
+else
+    fail "apt-get install opendkim opendkim-tools"
+fi
+
 log "Postfix: /etc/aliases pipe via local(8)"
 postconf -e 'transport_maps ='
 fresh_spool nobody
