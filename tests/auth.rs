@@ -27,14 +27,7 @@ fn failing_message(ar: &[&str], submitter: &str, from: &str) -> Vec<u8> {
     for h in ar {
         head.push_str(&format!("Authentication-Results: {h}\n"));
     }
-    let msg = report_message(
-        "",
-        &[attachment(
-            "application/tlsrpt+gzip",
-            "attachment",
-            &gzip(doc.as_bytes()),
-        )],
-    );
+    let msg = gzip_report_message(doc.as_bytes());
     let msg = String::from_utf8(msg)
         .unwrap()
         .replace(

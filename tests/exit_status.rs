@@ -234,14 +234,7 @@ fn limits_quarantine_instead_of_failing() {
     // Decompressed size.
     let env = Env::new();
     let doc = report_json("O", "big", 0, "");
-    let msg = report_message(
-        "",
-        &[attachment(
-            "application/tlsrpt+gzip",
-            "attachment",
-            &gzip(doc.as_bytes()),
-        )],
-    );
+    let msg = gzip_report_message(doc.as_bytes());
     let err = ok(&env.run(&["--max-report-size", "100"], &msg));
     assert!(
         err.contains("decompressed report exceeds 100 bytes"),

@@ -230,3 +230,15 @@ pub fn report_json(org: &str, id: &str, failed: u64, details: &str) -> String {
 
 #[path = "gen.rs"]
 pub mod generate;
+
+/// A report message with `doc` as its one gzipped `application/tlsrpt+gzip` part.
+pub fn gzip_report_message(doc: &[u8]) -> Vec<u8> {
+    report_message(
+        "",
+        &[attachment(
+            "application/tlsrpt+gzip",
+            "attachment",
+            &gzip(doc),
+        )],
+    )
+}
