@@ -4,10 +4,8 @@
 //! most `limit + 1` bytes and errors when the extra byte exists, so a kilobyte-sized
 //! bomb that inflates to a gigabyte is stopped after `limit` bytes of memory.
 
+use flate2::{Crc, Decompress, FlushDecompress, Status};
 use std::fmt;
-use std::io::{self, Read};
-
-use flate2::bufread::{DeflateDecoder, GzDecoder};
 
 /// What the bytes of a part look like, judged by their first bytes only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -61,14 +59,113 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// Reads all of `r`, erroring (not truncating) past `limit` bytes.
-fn read_limited(r: impl Read, limit: u64) -> io::Result<Result<Vec<u8>, DecodeError>> {
-    let mut out = Vec::new();
-    r.take(limit.saturating_add(1)).read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Ok(Err(DecodeError::TooLarge { limit }));
+/// Raw DEFLATE (RFC 1951) from `input`, appended to `out`, never more than `limit`
+/// bytes added (an error, not a truncation, past that). `hint` sizes the allocation.
+/// Output goes straight into `out` in 256 KiB steps: each byte is zeroed once and
+/// written once, with no intermediate buffer and no copy. Returns the number of input
+/// bytes the stream used.
+fn inflate(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    limit: u64,
+    hint: usize,
+) -> Result<usize, InflateError> {
+    const STEP: usize = 256 * 1024;
+    let start = out.len();
+    let most = limit.saturating_add(1).min(usize::MAX as u64) as usize;
+    out.reserve_exact(hint.max(STEP).min(most));
+    let mut d = Decompress::new(false);
+    loop {
+        let len = out.len();
+        let room = most - (len - start);
+        if room == 0 {
+            out.truncate(len);
+            return Err(InflateError::TooLarge);
+        }
+        out.resize(len + STEP.min(room), 0);
+        let in_before = d.total_in();
+        let out_before = d.total_out();
+        let status = d.decompress(
+            &input[in_before as usize..],
+            &mut out[len..],
+            FlushDecompress::None,
+        );
+        let written = (d.total_out() - out_before) as usize;
+        out.truncate(len + written);
+        let status = status.map_err(|e| InflateError::Corrupt(e.to_string()))?;
+        if (out.len() - start) as u64 > limit {
+            return Err(InflateError::TooLarge);
+        }
+        match status {
+            Status::StreamEnd => return Ok(d.total_in() as usize),
+            _ if d.total_in() == in_before && written == 0 => {
+                return Err(InflateError::Corrupt("unexpected end of data".into()));
+            }
+            _ => {}
+        }
     }
-    Ok(Ok(out))
+}
+
+enum InflateError {
+    TooLarge,
+    Corrupt(String),
+}
+
+/// One gzip member (RFC 1952 §2.3) at the start of `b`, appended to `out`. Returns the
+/// bytes consumed, header and trailer included. The CRC-32 and ISIZE trailer is
+/// checked: a report that does not match its checksum is not stored.
+fn gunzip_member(b: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<usize, DecodeError> {
+    let bad = |m: &str| DecodeError::Gzip(m.to_owned());
+    if b.len() < 10 || b[0] != 0x1f || b[1] != 0x8b {
+        return Err(bad("not gzip data"));
+    }
+    if b[2] != 8 {
+        return Err(bad("compression method is not deflate"));
+    }
+    let flags = b[3];
+    let mut pos = 10;
+    if flags & 0x04 != 0 {
+        let xlen = u16_at(b, pos).ok_or_else(|| bad("truncated header"))?;
+        pos += 2 + xlen;
+    }
+    for bit in [0x08, 0x10] {
+        // FNAME, FCOMMENT: NUL-terminated.
+        if flags & bit != 0 {
+            let end = b
+                .get(pos..)
+                .and_then(|r| r.iter().position(|&c| c == 0))
+                .ok_or_else(|| bad("truncated header"))?;
+            pos += end + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        pos += 2;
+    }
+    let body = b.get(pos..).ok_or_else(|| bad("truncated header"))?;
+    // ISIZE (the size mod 2^32) sizes the first allocation; it is only a hint.
+    let hint = if b.len() >= 4 {
+        u32::from_le_bytes(b[b.len() - 4..].try_into().unwrap_or([0; 4])) as usize
+    } else {
+        0
+    };
+    let start = out.len();
+    let used = inflate(body, out, limit, hint).map_err(|e| match e {
+        InflateError::TooLarge => DecodeError::TooLarge { limit },
+        InflateError::Corrupt(m) => DecodeError::Gzip(m),
+    })?;
+    let trailer = body
+        .get(used..used + 8)
+        .ok_or_else(|| bad("truncated: no CRC-32 and size trailer"))?;
+    let mut crc = Crc::new();
+    crc.update(&out[start..]);
+    let (want_crc, want_len) = (
+        u32_at(trailer, 0).unwrap_or(0) as u32,
+        u32_at(trailer, 4).unwrap_or(0) as u32,
+    );
+    if crc.sum() != want_crc || (out.len() - start) as u32 != want_len {
+        return Err(bad("CRC-32 or length mismatch"));
+    }
+    Ok(pos + used + 8)
 }
 
 /// The result of inflating a gzip stream.
@@ -84,14 +181,12 @@ pub fn gunzip(b: &[u8], limit: u64) -> Result<Gunzipped, DecodeError> {
     let mut out = Vec::new();
     let mut rest = b;
     loop {
-        let mut dec = GzDecoder::new(rest);
         let budget = limit - out.len() as u64;
-        match read_limited(&mut dec, budget) {
-            Ok(Ok(chunk)) => out.extend_from_slice(&chunk),
-            Ok(Err(_)) => return Err(DecodeError::TooLarge { limit }),
-            Err(e) => return Err(DecodeError::Gzip(e.to_string())),
-        }
-        rest = dec.into_inner();
+        let used = gunzip_member(rest, &mut out, budget).map_err(|e| match e {
+            DecodeError::TooLarge { .. } => DecodeError::TooLarge { limit },
+            e => e,
+        })?;
+        rest = &rest[used..];
         // Skip whitespace a gateway may have appended; another member may follow.
         let ws = rest
             .iter()
@@ -173,13 +268,18 @@ pub fn unzip(b: &[u8], limit: u64, max_entries: usize) -> Result<Vec<ZipEntry>, 
             .get(start..start.saturating_add(csize))
             .ok_or(DecodeError::Zip("entry past end"))?;
         let budget = limit.saturating_sub(used);
-        let data = match method {
-            0 => read_limited(comp, budget),
-            8 => read_limited(DeflateDecoder::new(comp), budget),
+        let mut data = Vec::new();
+        match method {
+            0 if comp.len() as u64 > budget => return Err(DecodeError::TooLarge { limit }),
+            0 => data.extend_from_slice(comp),
+            8 => {
+                inflate(comp, &mut data, budget, 0).map_err(|e| match e {
+                    InflateError::TooLarge => DecodeError::TooLarge { limit },
+                    InflateError::Corrupt(_) => DecodeError::Zip("corrupt deflate data"),
+                })?;
+            }
             _ => return Err(DecodeError::Zip("unsupported compression method")),
         }
-        .map_err(|_| DecodeError::Zip("corrupt deflate data"))?
-        .map_err(|_| DecodeError::TooLarge { limit })?;
         used += data.len() as u64;
         entries.push(ZipEntry { name, data });
     }

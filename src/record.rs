@@ -33,6 +33,7 @@ pub struct Envelope {
     pub size: Option<String>,
 }
 
+/// Field order is the line's order; `report` is written last, by `json::write_report`.
 #[derive(Debug, Serialize)]
 pub struct Record<'a> {
     pub version: u32,
@@ -46,6 +47,7 @@ pub struct Record<'a> {
     pub source: &'a Source,
     pub totals: Totals,
     pub warnings: &'a [Warning],
+    #[serde(skip)]
     pub report: &'a Report,
 }
 
@@ -69,11 +71,18 @@ pub fn dedup_key(report: &Report) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One JSON line, `\n`-terminated. serde_json escapes every control character, so a
-/// record can never contain a raw newline.
-pub fn encode(r: &Record<'_>) -> serde_json::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(1024);
+/// One JSON line, `\n`-terminated. Both writers escape every control character, so a
+/// record can never contain a raw newline. `out` is an empty buffer to write into; its
+/// capacity is reused.
+pub fn encode(r: &Record<'_>, mut out: Vec<u8>) -> serde_json::Result<Vec<u8>> {
+    out.clear();
+    // The record is the report plus a few kilobytes of metadata.
+    out.reserve(out.capacity() / 8 + 4096);
     serde_json::to_writer(&mut out, r)?;
-    out.push(b'\n');
+    // Replace the closing brace: the report goes last, written by the fast writer.
+    out.pop();
+    out.extend_from_slice(b",\"report\":");
+    crate::json::write_report(&mut out, r.report);
+    out.extend_from_slice(b"}\n");
     Ok(out)
 }

@@ -90,6 +90,12 @@ macro_rules! string_enum {
                 match s.as_str() { $($s => $ty::$variant,)* _ => $ty::Other(s) }
             }
         }
+        impl From<std::borrow::Cow<'_, str>> for $ty {
+            /// Known values cost no allocation.
+            fn from(s: std::borrow::Cow<'_, str>) -> Self {
+                match s.as_ref() { $($s => $ty::$variant,)* _ => $ty::Other(s.into_owned()) }
+            }
+        }
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
@@ -397,13 +403,40 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ShapedVisitor<Obj<T>> {
     raw_scalars!();
 }
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ShapedVisitor<Arr<T>> {
+/// How many elements an array of `Self` will probably have.
+trait CapacityHint {
+    fn capacity_hint() -> usize {
+        0
+    }
+}
+
+impl CapacityHint for PolicyResult {}
+
+thread_local! {
+    /// Failure-detail rows in the document `parse` is reading, counted up front: a
+    /// vector of 60,000 rows that grows by doubling copies itself four times and
+    /// briefly holds two copies. Set and cleared by `parse`; taken by the first
+    /// `failure-details` array (a report with several gets one right-sized array).
+    static FAILURE_ROWS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl CapacityHint for FailureDetail {
+    fn capacity_hint() -> usize {
+        FAILURE_ROWS.with(|c| c.replace(0))
+    }
+}
+
+impl<'de, T: Deserialize<'de> + CapacityHint> Visitor<'de> for ShapedVisitor<Arr<T>> {
     type Value = Shaped<Vec<T>>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Vec::<T>::deserialize(SeqAccessDeserializer::new(seq)).map(Shaped::Typed)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut v = Vec::with_capacity(T::capacity_hint());
+        while let Some(x) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Shaped::Typed(v))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         Value::deserialize(MapAccessDeserializer::new(map)).map(Shaped::Raw)
@@ -418,7 +451,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Arr<T> {
+impl<'de, T: Deserialize<'de> + CapacityHint> Deserialize<'de> for Arr<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ShapedVisitor::<Arr<T>>(PhantomData))
             .map(Arr)
@@ -463,6 +496,59 @@ impl<'de> Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A value expected to be a string: borrowed from the input when possible (so that
+/// matching it against known values allocates nothing), or any other JSON value.
+enum Scalar<'de> {
+    Str(std::borrow::Cow<'de, str>),
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SV;
+        impl<'de> Visitor<'de> for SV {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(std::borrow::Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::from(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::from(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::Null))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(Scalar::Other)
+            }
+        }
+        d.deserialize_any(SV)
     }
 }
 
@@ -560,9 +646,14 @@ object_deserialize!(Summary, "a summary object", |this, key, map| {
 
 object_deserialize!(FailureDetail, "a failure-details object", |this, key, map| {
     "result-type" => {
-        let v: Value = map.next_value()?;
-        this.result_type =
-            take_string("result-type", v, &mut this.extra, &mut this.notes).map(ResultType::from);
+        let v: Scalar<'de> = map.next_value()?;
+        this.result_type = match v {
+            Scalar::Str(s) => Some(ResultType::from(s)),
+            Scalar::Other(v) => {
+                keep_raw(&mut this.extra, &mut this.notes, "result-type", v);
+                None
+            }
+        };
     }
     "sending-mta-ip" => field!(string this.sending_mta_ip, "sending-mta-ip", map),
     "receiving-mx-hostname" => field!(string this.receiving_mx_hostname, "receiving-mx-hostname", map),
@@ -620,8 +711,15 @@ pub fn parse(json: &[u8]) -> Result<Parsed, Rejection> {
         }
         None => json,
     };
-    let mut report: Report =
-        serde_json::from_slice(body).map_err(|e| Rejection::Json(e.to_string()))?;
+    // A hint only, capped so that a document stuffed with the key cannot make it
+    // reserve much more than the document's own size.
+    let rows = memchr::memmem::find_iter(body, b"\"result-type\"")
+        .count()
+        .min(body.len() / 64);
+    FAILURE_ROWS.with(|c| c.set(rows));
+    let report = serde_json::from_slice::<Report>(body);
+    FAILURE_ROWS.with(|c| c.set(0));
+    let mut report = report.map_err(|e| Rejection::Json(e.to_string()))?;
     normalise(&mut report, &mut warnings)?;
     Ok(Parsed { report, warnings })
 }
