@@ -7,6 +7,7 @@
   check.py quarantined SPOOL            number of quarantined messages
   check.py wrap-gzip FILE               a report message (stdout) holding FILE as +gzip
   check.py same-report SPOOL EML        the record for the report inside EML equals it
+  check.py schema SPOOL SCHEMA          every record validates against the JSON schema
 """
 import email, email.policy, gzip, json, pathlib, smtplib, sys
 
@@ -64,6 +65,14 @@ def main(argv):
         if rs[0]["report"] != src:
             sys.exit("stored report differs:\n" + json.dumps(rs[0]["report"], indent=1) + "\nsent:\n" + json.dumps(src, indent=1))
         pass
+    elif cmd == "schema":
+        import jsonschema  # from the suite's venv
+        schema = json.loads(pathlib.Path(argv[3]).read_text())
+        recs = records(argv[2])
+        for r in recs:
+            jsonschema.validate(r, schema)
+        if not recs:
+            sys.exit("no records")
     else:
         sys.exit(__doc__)
 

@@ -264,6 +264,13 @@ else
     fail "dkim: apt-get install opendkim opendkim-tools (or the venv) failed"
 fi
 
+log "Every stored record matches schema/record.schema.json"
+if "$WORK/venv/bin/pip" install -q jsonschema >/dev/null 2>&1; then
+    check "records validate against the schema" "$WORK/venv/bin/python" "$HERE/check.py" schema "$SPOOL" "$ROOT/schema/record.schema.json"
+else
+    fail "pip install jsonschema"
+fi
+
 log "Postfix: /etc/aliases pipe via local(8)"
 postconf -e 'transport_maps ='
 fresh_spool nobody
