@@ -473,34 +473,9 @@ fn take_shaped<T>(
     }
 }
 
-/// An object key, borrowed from the input when it has no escapes: known keys (nearly
-/// all of them) then cost no allocation.
-struct Key<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// A value expected to be a string: borrowed from the input when possible (so that
-/// matching it against known values allocates nothing), or any other JSON value.
+/// A value expected to be a string (an object key, a `result-type`): borrowed from the
+/// input when it has no escapes, so that matching it against known names allocates
+/// nothing; or, if it is not a string, the JSON value as found.
 enum Scalar<'de> {
     Str(std::borrow::Cow<'de, str>),
     Other(Value),
@@ -566,7 +541,11 @@ macro_rules! object_deserialize {
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut $map: A) -> Result<$ty, A::Error> {
                         let mut $this = $ty::default();
-                        while let Some(Key($key)) = $map.next_key::<Key<'de>>()? {
+                        while let Some(k) = $map.next_key::<Scalar<'de>>()? {
+                            let $key = match k {
+                                Scalar::Str(s) => s,
+                                Scalar::Other(v) => std::borrow::Cow::Owned(v.to_string()),
+                            };
                             match $key.as_ref() {
                                 $($arms)*
                                 _ => {
