@@ -265,9 +265,13 @@ mod tests {
                     };
                     let mut ours = Vec::new();
                     write_report(&mut ours, &parsed.report);
+                    let theirs = serde_json::to_vec(&parsed.report).unwrap();
+                    assert_eq!(ours, theirs, "{}", p.display());
+                    // The stored form is stable: parsing it again changes nothing.
+                    let again = crate::report::parse(&theirs).expect("stored form parses");
                     assert_eq!(
-                        ours,
-                        serde_json::to_vec(&parsed.report).unwrap(),
+                        serde_json::to_vec(&again.report).unwrap(),
+                        theirs,
                         "{}",
                         p.display()
                     );

@@ -546,6 +546,13 @@ macro_rules! object_deserialize {
                                 Scalar::Str(s) => s,
                                 Scalar::Other(v) => std::borrow::Cow::Owned(v.to_string()),
                             };
+                            // RFC 7493 §2.3 forbids duplicate keys; when a sender repeats
+                            // one, the last occurrence wins, whatever its type, as in
+                            // serde_json's own maps. An earlier value kept in `extra`
+                            // must go, or the record would carry the key twice.
+                            if $this.extra.remove($key.as_ref()).is_some() {
+                                note(&mut $this.notes, "duplicate-key", "", $key.as_ref());
+                            }
                             match $key.as_ref() {
                                 $($arms)*
                                 _ => {
@@ -710,10 +717,10 @@ pub fn parse(json: &[u8]) -> Result<Parsed, Rejection> {
 
 fn flush_notes(notes: &mut Notes, path: &str, warnings: &mut Vec<Warning>) {
     for n in notes.drain(..) {
-        let p = if path.is_empty() {
-            n.field.to_owned()
-        } else {
-            format!("{path}.{}", n.field)
+        let p = match (path.is_empty(), n.field.is_empty()) {
+            (true, _) => n.field.to_owned(),
+            (false, true) => path.to_owned(),
+            (false, false) => format!("{path}.{}", n.field),
         };
         warnings.push(Warning::new(n.code, p, n.detail));
     }
@@ -1102,6 +1109,28 @@ mod tests {
         for (doc, want) in cases {
             let e = parse(doc.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(want), "{doc}: {e}");
+        }
+    }
+
+    /// Found by the `report` fuzz target: a known key repeated with another type was
+    /// stored twice (once typed, once in `extra`), so the record had a duplicate key.
+    #[test]
+    fn repeated_keys_last_wins_and_are_recorded() {
+        for (first, second, want) in [
+            (r#"["x"]"#, r#""d.example""#, Value::from("d.example")),
+            (r#""d.example""#, r#"["x"]"#, serde_json::json!(["x"])),
+        ] {
+            let doc = MIN.replace(
+                r#""policy-domain":"d""#,
+                &format!(r#""policy-domain":{first},"policy-domain":{second}"#),
+            );
+            let p = parse(doc.as_bytes()).unwrap();
+            let out = serde_json::to_string(&p.report).unwrap();
+            assert_eq!(out.matches("\"policy-domain\"").count(), 1, "{out}");
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["policies"][0]["policy"]["policy-domain"], want);
+            let again = serde_json::to_string(&parse(out.as_bytes()).unwrap().report).unwrap();
+            assert_eq!(again, out, "idempotent");
         }
     }
 
