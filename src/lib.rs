@@ -238,13 +238,12 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
         };
         Some(Spool::open(&cli.spool, opts, cli.create_spool)?)
     };
-    let ctx = |queue: &Envelope| {
-        queue
-            .queue_id
-            .as_deref()
-            .map(|q| format!(" {}", field("queue-id", q)))
-            .unwrap_or_default()
-    };
+    // Appended to the delivery log line: the MTA's queue id ties it to the MTA's log.
+    let ctx = env
+        .queue_id
+        .as_deref()
+        .map(|q| format!(" {}", field("queue-id", q)))
+        .unwrap_or_default();
     let meta = |reason: &str, headers: Option<&message::Headers>| json!({ "reason": reason, "received-at": received_at, "envelope": env, "headers": headers });
 
     let raw = match input::read(stdin, limits.max_message_size).map_err(Error::Input)? {
@@ -266,7 +265,7 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
                 io::copy(&mut rest, &mut io::sink()).map_err(Error::Input)?;
                 out.quarantined = Some(("(dry run)".into(), reason));
             }
-            log_outcome(log, &out, &[], &ctx(&env));
+            log_outcome(log, &out, &[], &ctx);
             return Ok(out);
         }
     };
@@ -305,7 +304,7 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
             out.quarantined = Some(("(dry run)".into(), reasons.join("; ")));
         }
         let reports: Vec<&report::Report> = accepted.iter().map(|a| &a.parsed.report).collect();
-        log_outcome(log, &out, &reports, &ctx(&env));
+        log_outcome(log, &out, &reports, &ctx);
         return Ok(out);
     };
 
@@ -343,7 +342,7 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
     } else {
         format!(" dkim={}", verdicts.join(","))
     };
-    log_outcome(log, &out, &reports, &format!("{auth_field}{}", ctx(&env)));
+    log_outcome(log, &out, &reports, &format!("{auth_field}{ctx}"));
     // Forged reports must not be able to flood the alert channel (RFC 8460 §3).
     let t = thresholds(cli);
     for a in fresh

@@ -140,7 +140,6 @@ pub fn extract(raw: &[u8], limits: &Limits) -> Extraction {
         flagged,
         ex,
         dmarc: false,
-        parts_seen: 0,
     };
     walk.message(&msg, "", 0);
     let mut ex = walk.ex;
@@ -164,7 +163,6 @@ pub fn extract_bare(raw: &[u8], limits: &Limits) -> Extraction {
         flagged: true,
         ex: Extraction::default(),
         dmarc: false,
-        parts_seen: 0,
     };
     let src = Source {
         part: "body".into(),
@@ -249,7 +247,6 @@ struct Walk<'l> {
     flagged: bool,
     ex: Extraction,
     dmarc: bool,
-    parts_seen: usize,
 }
 
 fn content_type_of<'x>(part: &impl MimeHeaders<'x>) -> Option<String> {
@@ -405,7 +402,6 @@ impl Walk<'_> {
     }
 
     fn decode(&mut self, bytes: &[u8], mut src: Source, claim: Claim) {
-        self.parts_seen += 1;
         let limit = self.limits.max_report_size;
         let mut warnings = Vec::new();
         let declared_gzip = src

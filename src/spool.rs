@@ -114,10 +114,6 @@ impl Spool {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn shown(&self, name: &str) -> String {
         self.path.join(name).display().to_string()
     }
