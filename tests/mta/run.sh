@@ -62,14 +62,17 @@ cleanup() {
     [ -n "${OPENDKIM_PID:-}" ] && kill "$OPENDKIM_PID" 2>/dev/null
     apt-get purge -y -qq postfix exim4-daemon-light exim4-base exim4-config >/dev/null 2>&1
     [ -n "${OWN_POLICY_RC:-}" ] && rm -f /usr/sbin/policy-rc.d
-    rm -rf "$WORK"
+    [ -n "${OWN_USER:-}" ] && deluser --system --quiet tlsrpt >/dev/null 2>&1
+    rm -rf "$WORK" "$SPOOL" "$BIN" /var/log/postfix-tlsrpt-test.log
 }
 trap cleanup EXIT
 
 log "build and install tlsrpt-pipe"
 (cd "$ROOT" && cargo build --release --locked -q) || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 install -m 0755 "$ROOT/target/release/tlsrpt-pipe" "$BIN"
-id tlsrpt >/dev/null 2>&1 || adduser --system --group --no-create-home --quiet tlsrpt
+if ! id tlsrpt >/dev/null 2>&1; then
+    adduser --system --group --no-create-home --quiet tlsrpt && OWN_USER=1
+fi
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
     OWN_POLICY_RC=1
