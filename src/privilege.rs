@@ -35,13 +35,9 @@ pub fn drop_root(
         return Err(Error::Privileges(format!("--user {name} is root")));
     }
     if let (true, Some(dir)) = (create_spool, spool) {
-        if !dir.exists() {
-            std::fs::create_dir(dir).map_err(|e| Error::spool("create", dir.display(), e))?;
+        if crate::spool::create_dir(dir)? {
             chown(dir, Some(pw.uid), Some(pw.gid))
                 .map_err(|e| Error::spool("chown", dir.display(), e))?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
-                .map_err(|e| Error::spool("set mode of", dir.display(), e))?;
         }
     }
     let cname =

@@ -74,20 +74,27 @@ fn mode(bits: u32) -> Mode {
     Mode::from_bits_truncate(bits)
 }
 
+/// Creates the spool directory with mode 0750 (`--create-spool`). Returns whether it
+/// was created; an existing one is left as it is.
+pub fn create_dir(path: &Path) -> Result<bool, Error> {
+    match std::fs::create_dir(path) {
+        Ok(()) => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(DIR_MODE))
+                .map_err(|e| Error::spool("set mode of", path.display(), e))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::spool("create", path.display(), e)),
+    }
+}
+
 impl Spool {
     /// Opens the spool directory and checks it. With `create`, a missing directory is
     /// made (mode 0750).
     pub fn open(path: &Path, opts: Options, create: bool) -> Result<Spool, Error> {
         let shown = path.display().to_string();
         if create {
-            match std::fs::create_dir(path) {
-                Ok(()) => {
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(DIR_MODE))
-                        .map_err(|e| Error::spool("set mode of", &shown, e))?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::spool("create", &shown, e)),
-            }
+            create_dir(path)?;
         }
         // The spool path itself is the operator's choice and may be a symlink; what
         // is opened inside it never follows one.

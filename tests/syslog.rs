@@ -8,6 +8,22 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary logging to `socket` (not env.cmd(), which logs to stderr). These reports
+/// carry no trusted Authentication-Results, so alerts are allowed explicitly
+/// (tests/auth.rs covers the default).
+fn syslog_cmd(env: &Env, socket: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--spool")
+        .arg(&env.spool)
+        .arg("--syslog-socket")
+        .arg(socket);
+    c.arg("--alert-unauthenticated");
+    if is_root() {
+        c.args(["--user", "nobody"]);
+    }
+    c
+}
+
 /// Runs one delivery with `--syslog-socket` pointed at a socket bound here; returns
 /// (exit status, datagrams received).
 fn deliver(env: &Env, args: &[&str], input: &[u8]) -> (i32, Vec<String>) {
@@ -22,18 +38,8 @@ fn deliver(env: &Env, args: &[&str], input: &[u8]) -> (i32, Vec<String>) {
         std::os::unix::fs::PermissionsExt::from_mode(0o666),
     )
     .unwrap();
-    let mut c = Command::new(BIN);
-    // These reports carry no trusted Authentication-Results: alerts must be allowed
-    // explicitly (tests/auth.rs covers the default).
-    c.arg("--alert-unauthenticated");
-    c.arg("--spool")
-        .arg(&env.spool)
-        .arg("--syslog-socket")
-        .arg(&sock_path)
-        .args(args);
-    if is_root() {
-        c.args(["--user", "nobody"]);
-    }
+    let mut c = syslog_cmd(env, &sock_path);
+    c.args(args);
     let o = run_cmd(c, input);
     sock.set_nonblocking(true).unwrap();
     let mut lines = Vec::new();
@@ -243,18 +249,8 @@ fn rfc5424_carries_structured_data_and_facility_is_configurable() {
 #[test]
 fn without_syslog_lines_go_to_stderr_and_exit_status_is_unchanged() {
     let env = Env::new();
-    // Not env.cmd(): that adds --log-stderr. A socket path nobody listens on instead.
-    let mut c = Command::new(BIN);
-    // These reports carry no trusted Authentication-Results: alerts must be allowed
-    // explicitly (tests/auth.rs covers the default).
-    c.arg("--alert-unauthenticated");
-    c.arg("--spool")
-        .arg(&env.spool)
-        .arg("--syslog-socket")
-        .arg(env.dir.path().join("nobody-listens.sock"));
-    if is_root() {
-        c.args(["--user", "nobody"]);
-    }
+    // A socket path nobody listens on.
+    let c = syslog_cmd(&env, &env.dir.path().join("nobody-listens.sock"));
     let o = run_cmd(c, &failing("Org", "e1", &[("certificate-expired", 1)]));
     assert_eq!(code(&o), 0);
     let err = stderr(&o);
@@ -308,17 +304,7 @@ fn real_rsyslogd_routes_alerts_to_their_own_file() {
     }
     assert!(sock.exists(), "rsyslogd did not create its socket");
     std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    let mut c = Command::new(BIN);
-    // These reports carry no trusted Authentication-Results: alerts must be allowed
-    // explicitly (tests/auth.rs covers the default).
-    c.arg("--alert-unauthenticated");
-    c.arg("--spool")
-        .arg(&env.spool)
-        .arg("--syslog-socket")
-        .arg(&sock);
-    if is_root() {
-        c.args(["--user", "nobody"]);
-    }
+    let c = syslog_cmd(&env, &sock);
     let o = run_cmd(
         c,
         &failing("Real Syslog Org", "r1", &[("starttls-not-supported", 4)]),
