@@ -35,7 +35,8 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
-    /// Print the records that would be stored on stdout; touch nothing.
+    /// Print the records that would be stored on stdout (duplicates as a delivery would
+    /// count them); touch nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
 

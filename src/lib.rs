@@ -295,15 +295,23 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
     };
 
     let Some(spool) = spool else {
+        // The same classification as a delivery: repeats within the message, and reports
+        // the spool already holds (read-only), are duplicates, not printed.
+        let result = spool::classify(&lines, |key| Ok(spool::seen_readonly(&cli.spool, key)))?;
         let mut stdout = io::stdout().lock();
-        for e in &lines {
-            stdout.write_all(&e.line).map_err(Error::Input)?;
+        for &i in &result.stored {
+            stdout.write_all(&lines[i].line).map_err(Error::Input)?;
         }
-        out.stored = lines.len();
+        out.stored = result.stored.len();
+        out.duplicates = result.duplicates.len();
         if !reasons.is_empty() {
             out.quarantined = Some(("(dry run)".into(), reasons.join("; ")));
         }
-        let reports: Vec<&report::Report> = accepted.iter().map(|a| &a.parsed.report).collect();
+        let reports: Vec<&report::Report> = result
+            .stored
+            .iter()
+            .map(|&i| &accepted[i].parsed.report)
+            .collect();
         log_outcome(log, &out, &reports, &ctx);
         return Ok(out);
     };

@@ -139,14 +139,27 @@ impl Logger {
             Sink::Stderr => false,
         };
         if !sent {
-            let _ = writeln!(
-                std::io::stderr(),
+            // One write(2) per line: stderr is unbuffered, and `writeln!` on it issues a
+            // write per formatted piece, so lines of deliveries sharing a stderr (an MTA's
+            // pipe, a terminal) could interleave mid-line.
+            let line = format!(
                 "{PROCESS}[{}]: {}: {msg}",
                 self.pid,
                 severity_label(severity)
             );
+            write_line(&mut std::io::stderr().lock(), &line);
         }
     }
+}
+
+/// Writes `line` and its newline in one `write` call (a pipe write of up to PIPE_BUF
+/// bytes is atomic, so lines from concurrent processes sharing the pipe stay whole).
+/// Errors are ignored: logging never changes the outcome.
+pub fn write_line(out: &mut impl Write, line: &str) {
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    let _ = out.write_all(&buf);
 }
 
 fn send<F: syslog::LogFormat<T>, T>(
@@ -162,4 +175,31 @@ fn send<F: syslog::LogFormat<T>, T>(
         Severity::Info => l.info(m),
     };
     r.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records every `write` call it receives.
+    #[derive(Default)]
+    struct Calls(Vec<Vec<u8>>);
+    impl Write for Calls {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.push(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_is_one_write_call() {
+        let mut w = Calls::default();
+        let pid = 42;
+        let line = format!("{PROCESS}[{pid}]: {}: status=stored records=1", "info");
+        write_line(&mut w, &line);
+        assert_eq!(w.0, vec![format!("{line}\n").into_bytes()]);
+    }
 }

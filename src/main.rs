@@ -3,7 +3,6 @@
 
 #![deny(unsafe_code)]
 
-use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 
@@ -75,6 +74,9 @@ fn fail(log: &mut Logger, e: &Error) -> ExitCode {
         let msg = format!("status=deferred reason={}", sanitize::value(&line, 400));
         log.log(tlsrpt_pipe::log::Severity::Err, &msg, &[]);
     }
-    let _ = writeln!(std::io::stderr(), "tlsrpt-pipe: {line}");
+    tlsrpt_pipe::log::write_line(
+        &mut std::io::stderr().lock(),
+        &format!("tlsrpt-pipe: {line}"),
+    );
     ExitCode::from(e.exit_code())
 }

@@ -66,6 +66,32 @@ pub struct Stored {
     pub duplicates: Vec<usize>,
 }
 
+/// Splits entries into new ones and duplicates: a key seen earlier in the same batch, or
+/// one `seen` says the spool already holds. Shared by the delivery and `--dry-run`, so
+/// both tell the same story.
+pub fn classify(
+    entries: &[Entry],
+    mut seen: impl FnMut(&str) -> Result<bool, Error>,
+) -> Result<Stored, Error> {
+    let mut out = Stored::default();
+    for (i, e) in entries.iter().enumerate() {
+        let dup_in_batch = entries[..i].iter().any(|p| p.key == e.key);
+        if dup_in_batch || seen(&e.key)? {
+            out.duplicates.push(i);
+        } else {
+            out.stored.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// Read-only duplicate check for `--dry-run`: is there a marker for `key` under `dir`?
+/// No lock is taken and nothing is created; a spool that cannot be read counts as empty.
+pub fn seen_readonly(dir: &Path, key: &str) -> bool {
+    let (fan, name) = Spool::seen_path(key);
+    std::fs::symlink_metadata(dir.join(SEEN_DIR).join(fan).join(name)).is_ok()
+}
+
 fn cflags() -> OFlag {
     OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
@@ -268,15 +294,7 @@ impl Spool {
     /// Appends the entries not seen before to `DIR/<day>.jsonl`, durably. Caller holds
     /// the lock. Returns which were stored and which were duplicates.
     pub fn append(&self, _lock: &Lock, day: &str, entries: &[Entry]) -> Result<Stored, Error> {
-        let mut out = Stored::default();
-        for (i, e) in entries.iter().enumerate() {
-            let dup_in_batch = entries[..i].iter().any(|p| p.key == e.key);
-            if dup_in_batch || self.seen(&e.key)? {
-                out.duplicates.push(i);
-            } else {
-                out.stored.push(i);
-            }
-        }
+        let out = classify(entries, |key| self.seen(key))?;
         if out.stored.is_empty() {
             return Ok(out);
         }

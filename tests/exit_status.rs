@@ -241,3 +241,25 @@ fn limits_quarantine_instead_of_failing() {
         "{err}"
     );
 }
+
+#[test]
+fn dry_run_tells_the_same_story_as_the_delivery() {
+    // One message carrying the same report twice: a delivery stores one, logs a duplicate.
+    let doc = report_json("Org", "twice-1", 2, "");
+    let part = || attachment("application/tlsrpt+json", "attachment", doc.as_bytes());
+    let msg = report_message("", &[part(), part()]);
+    let env = Env::new();
+    let dry = env.run(&["--dry-run"], &msg);
+    let dry_log = ok(&dry);
+    assert_eq!(String::from_utf8_lossy(&dry.stdout).lines().count(), 1);
+    assert!(dry_log.contains("records=1 duplicates=1"), "{dry_log}");
+    assert!(env.records().is_empty(), "a dry run stored something");
+    let real_log = ok(&env.run(&[], &msg));
+    assert!(real_log.contains("records=1 duplicates=1"), "{real_log}");
+    assert_eq!(env.records().len(), 1);
+    // Once the spool holds it, a dry run of the same message says duplicate too.
+    let again = env.run(&["--dry-run"], &msg);
+    let again_log = ok(&again);
+    assert!(again.stdout.is_empty());
+    assert!(again_log.contains("status=duplicate"), "{again_log}");
+}

@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# End-to-end: tlsrpt-pipe under real Postfix and real Exim 4 (Debian packages), fed by
+# real report emails over SMTP and sendmail, by an /etc/aliases pipe, and by sys4's
+# tlsrpt-reporter. Uses the contrib/ snippets verbatim.
+#
+# Runs only inside the disposable root that tests/mta/run.sh builds and enters (its own
+# mount, PID and network namespaces; the repository read-only at /src): it installs
+# packages, rewrites /etc/aliases and main.cf, and deletes its spool, all of which would
+# harm a real machine, so it refuses to run anywhere else.
+# Ends with "N passed, M failed"; exits non-zero if anything failed.
+set -uo pipefail
+
+if [ ! -f /.tlsrpt-mta-root ]; then
+    echo "tests/mta/suite.sh: refused: this is not the disposable root of tests/mta/run.sh; run that instead"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+ROOT=/src
+HERE="$ROOT/tests/mta"
+FIX="$ROOT/tests/fixtures"
+CHECK="python3 $HERE/check.py"
+VENV=/opt/venv # made with the root: tlsrpt-reporter, dkimpy, jsonschema
+SPOOL=/var/spool/tlsrpt
+BIN=/usr/local/bin/tlsrpt-pipe
+WORK=$(mktemp -d /tmp/tlsrpt-mta.XXXXXX)
+chmod 0755 "$WORK"
+PASS=0
+FAIL=0
+
+export DEBIAN_FRONTEND=noninteractive
+log() { printf '%s\n' "== $*"; }
+pass() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$*"; }
+fail() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$*"; }
+check() { # check "description" command...
+    local what=$1; shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+eq() { [ "$1" = "$2" ] || { echo "     expected [$2], got [$1]"; return 1; }; }
+wait_for() { # wait_for SECONDS command...: poll until the command succeeds
+    local t=$1; shift
+    for _ in $(seq $((t * 4))); do "$@" && return 0; sleep 0.25; done
+    return 1
+}
+count() { $CHECK count "$SPOOL" "$1"; }
+has_records() { [ "$(count "$1")" = "$2" ]; }
+quarantined() { [ "$($CHECK quarantined "$SPOOL")" = "$1" ]; }
+in_log() { grep -q -- "$2" "$1" 2>/dev/null; }
+
+fresh_spool() { # fresh_spool OWNER
+    rm -rf "$SPOOL"
+    install -d -o "$1" -g "$(id -gn "$1")" -m 0750 "$SPOOL"
+}
+
+cleanup() { # the PID namespace and the overlay go away after this; stop daemons cleanly
+    [ -f /var/spool/postfix/pid/master.pid ] && postfix stop >/dev/null 2>&1
+    [ -f "$WORK/exim.pid" ] && kill "$(cat "$WORK/exim.pid")" 2>/dev/null
+    return 0
+}
+trap cleanup EXIT
+
+log "install tlsrpt-pipe into the disposable root"
+ip link set lo up
+install -m 0755 "$ROOT/target/release/tlsrpt-pipe" "$BIN"
+adduser --system --group --no-create-home --quiet tlsrpt
+# Package scripts must not start daemons: the suite starts what it needs itself.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+# The packages were downloaded when the root was built: no network here.
+APT="apt-get install -y -qq --no-install-recommends --no-download"
+
+ID_GOOGLE=2022-09-15T00:00:00Z_test.xmox.nl           # mjl-_mox/example.eml
+ID_MS=133198585438131172+test.xmox.nl                 # mjl-_mox/microsoft.eml
+ID_FAIL=2026-02-08T00:00:00Z_example.com              # isseis tlsrpt_failure.eml
+ID_DC=2024-01-20T00:00:00Z_nine.testrun.org           # deltachat tlsrpt.eml
+$CHECK wrap-gzip "$FIX/YnkDK_tls_reporting/truncated.gz" > "$WORK/broken.eml"
+
+# ---------------------------------------------------------------------------
+log "Postfix: install"
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+$APT postfix >/dev/null 2>&1 || fail "apt-get install postfix"
+PLOG=/var/log/postfix-tlsrpt-test.log
+: > "$PLOG"
+cat > /etc/postfix/main.cf <<CF
+compatibility_level = 3.6
+myhostname = mx.example.com
+mydomain = example.com
+myorigin = example.com
+mydestination = example.com, localhost
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+maillog_file = $PLOG
+alias_maps = hash:/etc/aliases
+alias_database = hash:/etc/aliases
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+queue_run_delay = 1h
+minimal_backoff_time = 1h
+CF
+cat "$ROOT/contrib/postfix/main.cf" >> /etc/postfix/main.cf
+[ -f /etc/postfix/master.cf ] || cp /usr/share/postfix/master.cf.dist /etc/postfix/master.cf
+cat "$ROOT/contrib/postfix/master.cf" >> /etc/postfix/master.cf
+cp "$ROOT/contrib/postfix/transport" /etc/postfix/transport
+postmap /etc/postfix/transport
+grep -v '^tls-reports:' /etc/aliases 2>/dev/null > "$WORK/aliases" || true
+grep -v '^#' "$ROOT/contrib/aliases" >> "$WORK/aliases"
+cp "$WORK/aliases" /etc/aliases
+newaliases
+postconf -F '*/*/chroot = n'
+fresh_spool tlsrpt
+postfix start >/dev/null 2>&1
+check "postfix started" wait_for 20 test -S /var/spool/postfix/public/pickup
+
+log "Postfix: delivery over SMTP with envelope"
+$CHECK smtp noreply-smtp-tls-reporting@google.com tls-reports@example.com "$FIX/mjl-_mox/example.eml"
+check "SMTP: record stored" wait_for 30 has_records "$ID_GOOGLE" 1
+check "SMTP: envelope sender" eq "$($CHECK get $SPOOL $ID_GOOGLE envelope.sender)" '"noreply-smtp-tls-reporting@google.com"'
+check "SMTP: envelope recipient" eq "$($CHECK get $SPOOL $ID_GOOGLE envelope.recipient)" '"tls-reports@example.com"'
+check "SMTP: client address" eq "$($CHECK get $SPOOL $ID_GOOGLE envelope.client-address)" '"127.0.0.1"'
+check "SMTP: queue id present" test "$($CHECK get $SPOOL $ID_GOOGLE envelope.queue-id)" != '""'
+check "SMTP: size present" test "$($CHECK get $SPOOL $ID_GOOGLE envelope.size)" != null
+check "SMTP: spool file owned by tlsrpt, mode 0640" eq "$(stat -c '%U %a' "$SPOOL"/*.jsonl)" "tlsrpt 640"
+
+log "Postfix: delivery through sendmail"
+/usr/sbin/sendmail -i -f tlsrpt-noreply@microsoft.com tls-reports@example.com < "$FIX/mjl-_mox/microsoft.eml"
+check "sendmail: record stored" wait_for 30 has_records "$ID_MS" 1
+check "sendmail: empty client address accepted" eq "$($CHECK get $SPOOL $ID_MS envelope.client-address)" '""'
+
+log "Postfix: spool unwritable -> deferred, kept, then delivered once"
+chown root:root "$SPOOL"
+/usr/sbin/sendmail -i -f noreply-smtp-tls-reporting@google.com tls-reports@example.com < "$FIX/isseis_tlsrpt-digest/tlsrpt_failure.eml"
+check "deferred in the log" wait_for 30 in_log "$PLOG" "status=deferred.*tlsrpt-pipe: spool"
+check "still queued" wait_for 5 sh -c "postqueue -j | grep -q tls-reports@example.com"
+check "not bounced" sh -c "! grep -q 'status=bounced' $PLOG"
+check "nothing stored yet" has_records "$ID_FAIL" 0
+chown tlsrpt:tlsrpt "$SPOOL"
+postqueue -f
+check "after retry: stored" wait_for 30 has_records "$ID_FAIL" 1
+postqueue -f; sleep 2
+check "after retry: exactly once" has_records "$ID_FAIL" 1
+check "queue empty" wait_for 10 sh -c "[ -z \"\$(postqueue -j)\" ]"
+
+log "Postfix: malformed report -> delivered, quarantined, not bounced"
+/usr/sbin/sendmail -i -f tlsrpt@sender.example tls-reports@example.com < "$WORK/broken.eml"
+check "malformed: quarantined" wait_for 30 quarantined 1
+check "malformed: not bounced" sh -c "! grep -q 'status=bounced' $PLOG"
+
+log "tlsrpt-reporter: a real sender's report through Postfix"
+if [ -x "$VENV/bin/tlsrpt-collectd" ]; then
+    R="$WORK/reporter"; mkdir -p "$R"
+    "$VENV/bin/tlsrpt-collectd" --storage "sqlite://$R/collectd.sqlite" --socketname "$R/collectd.sock" --sockettimeout 1 >"$R/collectd.log" 2>&1 &
+    COLLECTD_PID=$!
+    wait_for 10 test -S "$R/collectd.sock"
+    "$VENV/bin/python" - "$R/collectd.sock" <<'PY'
+import json, socket, sys
+pr = "v=TLSRPTv1; rua=mailto:tls-reports@example.com"
+pol = {"policy-type": 2, "policy-domain": "example.com",
+       "policy-string": ["version: STSv1", "mode: enforce", "mx: mx.example.com", "max_age: 86400"],
+       "mx-host": ["mx.example.com"]}
+def dgram(failed, details):
+    p = dict(pol, t=1 if failed else 0, f=1 if failed else 0)
+    if details:
+        p["failure-details"] = details
+    return {"dpv": "1", "d": "example.com", "pr": pr, "policies": [p]}
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for _ in range(5):
+    s.sendto(json.dumps(dgram(False, None)).encode(), sys.argv[1])
+for _ in range(3):
+    s.sendto(json.dumps(dgram(True, [{"c": 204, "s": "192.0.2.10", "n": "mx.example.com", "h": "mx.example.com", "r": "192.0.2.25", "a": "certificate expired"}])).encode(), sys.argv[1])
+PY
+    sleep 2
+    kill -USR2 "$COLLECTD_PID"; sleep 2
+    kill "$COLLECTD_PID"; wait "$COLLECTD_PID" 2>/dev/null; COLLECTD_PID=
+    "$VENV/bin/tlsrpt-reportd" --dbname "$R/reportd.sqlite" \
+        --fetchers "$VENV/bin/tlsrpt-fetcher --storage sqlite://$R/collectd.sqlite" \
+        --organization_name "Example Reporter Org" --contact_info tlsrpt@reporter.example \
+        --sender_address tlsrpt@reporter.example \
+        --sendmail_script "tee $R/report.eml | /usr/sbin/sendmail -i -t -f tlsrpt@reporter.example" \
+        --spread_out_delivery 1 --interval_main_loop 2 >"$R/reportd.log" 2>&1 &
+    REPORTD_PID=$!
+    wait_for 60 test -s "$R/report.eml"
+    sleep 2; kill "$REPORTD_PID" 2>/dev/null; wait "$REPORTD_PID" 2>/dev/null; REPORTD_PID=
+    if [ -s "$R/report.eml" ]; then
+        RID=$("$VENV/bin/python" -c "import sys; sys.path.insert(0, '$HERE'); import check; print(check.report_in('$R/report.eml')['report-id'])")
+        check "reporter: record stored" wait_for 30 has_records "$RID" 1
+        check "reporter: stored report equals the one sent" $CHECK same-report "$SPOOL" "$R/report.eml"
+        check "reporter: organization" eq "$($CHECK get $SPOOL "$RID" report.organization-name)" '"Example Reporter Org"'
+        check "reporter: failed sessions" eq "$($CHECK get $SPOOL "$RID" totals.failed-sessions)" 3
+        check "reporter: successful sessions" eq "$($CHECK get $SPOOL "$RID" totals.successful-sessions)" 5
+    else
+        fail "reporter: no report mail produced (see $R/reportd.log)"; cat "$R/reportd.log" | tail -20
+    fi
+else
+    fail "reporter: tlsrpt-reporter missing from $VENV"
+fi
+
+log "Postfix + OpenDKIM: a real DKIM verifier's verdict lands in the record"
+if $APT opendkim opendkim-tools >/dev/null 2>&1; then
+    D="$WORK/dkim"; mkdir -p "$D"
+    opendkim-genkey -b 1024 -d sender.example -s sel -D "$D"
+    # The public key as a TXT record, served by OpenDKIM's test DNS data (no DNS needed).
+    PUB=$(tr -d '\n\t' < "$D/sel.txt" | sed -e 's/.*( *//' -e 's/ *).*//' -e 's/" *"//g' -e 's/"//g')
+    # No spaces in the value: OpenDKIM's file data set ends the value at white space.
+    echo "sel._domainkey.sender.example $(echo "$PUB" | tr -d ' ')" > "$D/dns"
+    chown -R opendkim:opendkim "$D"
+    cat > "$D/opendkim.conf" <<CF
+Mode                    v
+AuthservID              mx.example.com
+RemoveARFrom            mx.example.com
+Socket                  inet:8891@127.0.0.1
+# The test submits from 127.0.0.1, which OpenDKIM would otherwise treat as internal
+# (to be signed, not verified).
+InternalHosts           192.0.2.254
+TestDNSData             file:$D/dns
+UserID                  opendkim
+PidFile                 $D/opendkim.pid
+Syslog                  no
+CF
+    opendkim -x "$D/opendkim.conf"
+    check "opendkim started" wait_for 10 test -s "$D/opendkim.pid"
+    OPENDKIM_PID=$(cat "$D/opendkim.pid")
+    postconf -e 'smtpd_milters = inet:127.0.0.1:8891' 'milter_default_action = tempfail'
+    # The transport from contrib, plus the trusted authserv-id as contrib/dkim/README.md says.
+    ENTRY=$(postconf -M tlsrpt/unix)
+    postconf -M "tlsrpt/unix=$ENTRY --trusted-authserv-id mx.example.com"
+    postfix reload >/dev/null 2>&1; sleep 1
+    gzip -c "$FIX/stalwartlabs_mail-auth/rpt02.json" > "$D/rpt02.json.gz"
+    $CHECK wrap-gzip "$D/rpt02.json.gz" > "$D/unsigned.eml"
+    # Signed by dkimpy (PyPI): Debian's opendkim-testmsg fails with "dkim_chunk(): Syntax error".
+    "$VENV/bin/dkimsign" --hcanon relaxed --bcanon relaxed sel sender.example "$D/sel.private" < "$D/unsigned.eml" > "$D/signed.eml"
+    RID_SIGNED=$(python3 -c "import json; print(json.load(open('$FIX/stalwartlabs_mail-auth/rpt02.json'))['report-id'])")
+    $CHECK smtp tlsrpt@sender.example tls-reports@example.com "$D/signed.eml"
+    check "dkim: signed report stored" wait_for 30 has_records "$RID_SIGNED" 1
+    check "dkim: verdict pass from OpenDKIM" eq "$($CHECK get $SPOOL "$RID_SIGNED" authentication.verdict)" '"pass"'
+    check "dkim: aligned with sender.example" eq "$($CHECK get $SPOOL "$RID_SIGNED" authentication.aligned-domain)" '"sender.example"'
+    check "dkim: selector recorded" eq "$($CHECK get $SPOOL "$RID_SIGNED" authentication.dkim)" \
+        "$(printf '[{"authserv-id": "mx.example.com", "result": "pass", "header-d": "sender.example", "header-i": "@sender.example", "selector": "sel"}]')"
+    # A forged pass with our id, in an unsigned message: OpenDKIM's own header says none.
+    python3 - "$FIX/stalwartlabs_mail-auth/rpt02.json" > "$D/forged.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1])); doc["report-id"] = "forged-1"; print(json.dumps(doc))
+PY
+    gzip -c "$D/forged.json" > "$D/forged.json.gz"
+    { echo "Authentication-Results: mx.example.com; dkim=pass header.d=sender.example"
+      $CHECK wrap-gzip "$D/forged.json.gz"; } > "$D/forged.eml"
+    $CHECK smtp tlsrpt@sender.example tls-reports@example.com "$D/forged.eml"
+    check "dkim: forged report stored" wait_for 30 has_records forged-1 1
+    check "dkim: forged A-R header not believed" eq "$($CHECK get $SPOOL forged-1 authentication.verdict)" '"unauthenticated"'
+    postconf -e 'smtpd_milters =' 'milter_default_action = accept'
+    postconf -M "tlsrpt/unix=$ENTRY"
+    postfix reload >/dev/null 2>&1; sleep 1
+    kill "$OPENDKIM_PID" 2>/dev/null; OPENDKIM_PID=
+else
+    fail "dkim: apt-get install opendkim opendkim-tools failed"
+fi
+
+log "Every stored record matches schema/record.schema.json"
+if [ -x "$VENV/bin/python" ]; then
+    check "records validate against the schema" "$VENV/bin/python" "$HERE/check.py" schema "$SPOOL" "$ROOT/schema/record.schema.json"
+else
+    fail "jsonschema missing from $VENV"
+fi
+
+log "Postfix: /etc/aliases pipe via local(8)"
+postconf -e 'transport_maps ='
+fresh_spool nobody
+postfix reload >/dev/null 2>&1; sleep 1
+$CHECK smtp noreply-smtp-tls-reporting@google.com tls-reports@example.com "$FIX/deltachat_deltachat-core-rust/tlsrpt.eml"
+check "aliases: record stored" wait_for 30 has_records "$ID_DC" 1
+check "aliases: delivered by local(8)" wait_for 5 in_log "$PLOG" "relay=local.*status=sent"
+check "aliases: ran as nobody" eq "$(stat -c '%U' "$SPOOL"/*.jsonl)" nobody
+
+log "Postfix: stop (installing Exim replaces it)"
+postfix stop >/dev/null 2>&1
+sleep 1
+check "postfix stopped" sh -c "! postfix status 2>/dev/null"
+
+# ---------------------------------------------------------------------------
+log "Exim: install"
+$APT exim4-daemon-light >/dev/null 2>&1 || fail "apt-get install exim4-daemon-light"
+ELOG=/var/log/exim4
+mkdir -p "$ELOG" && chown Debian-exim:adm "$ELOG" 2>/dev/null
+rm -f "$ELOG"/mainlog
+{
+    cat <<CF
+primary_hostname = mx.example.com
+keep_environment =
+domainlist local_domains = example.com : localhost
+qualify_domain = example.com
+local_interfaces = 127.0.0.1
+daemon_smtp_ports = 25
+never_users = root
+log_file_path = $ELOG/%slog
+acl_smtp_rcpt = acl_check_rcpt
+begin acl
+acl_check_rcpt:
+  accept domains = +local_domains
+  deny message = relay not permitted
+begin routers
+CF
+    cat "$ROOT/contrib/exim4/router"
+    echo "begin transports"
+    cat "$ROOT/contrib/exim4/transport"
+    cat <<CF
+begin retry
+*   *   F,2h,1h
+CF
+} > /etc/exim4/exim4.conf
+fresh_spool tlsrpt
+exim4 -bV >/dev/null || fail "exim4 config invalid"
+exim4 -bd -oP "$WORK/exim.pid"
+check "exim started" wait_for 20 sh -c "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 25), 2)'"
+
+log "Exim: delivery over SMTP, envelope from the environment"
+$CHECK smtp noreply-smtp-tls-reporting@google.com tls-reports@example.com "$FIX/mjl-_mox/example.eml"
+check "exim SMTP: record stored" wait_for 30 has_records "$ID_GOOGLE" 1
+check "exim SMTP: envelope sender from \$SENDER" eq "$($CHECK get $SPOOL $ID_GOOGLE envelope.sender)" '"noreply-smtp-tls-reporting@google.com"'
+check "exim SMTP: recipient from \$RECIPIENT" eq "$($CHECK get $SPOOL $ID_GOOGLE envelope.recipient)" '"tls-reports@example.com"'
+check "exim SMTP: queue id from \$MESSAGE_ID" test "$($CHECK get $SPOOL $ID_GOOGLE envelope.queue-id)" != null
+check "exim SMTP: no mbox From line trouble, delivered" wait_for 5 in_log "$ELOG/mainlog" "=> tls-reports.*T=tlsrpt_pipe"
+
+log "Exim: sendmail -odi"
+exim4 -odi -f tlsrpt-noreply@microsoft.com tls-reports@example.com < "$FIX/mjl-_mox/microsoft.eml"
+check "exim sendmail: record stored" wait_for 30 has_records "$ID_MS" 1
+
+log "Exim: spool unwritable -> deferred, kept, then delivered once"
+chown root:root "$SPOOL"
+exim4 -odi -f noreply-smtp-tls-reporting@google.com tls-reports@example.com < "$FIX/isseis_tlsrpt-digest/tlsrpt_failure.eml"
+check "exim: deferred (==) in mainlog" wait_for 30 in_log "$ELOG/mainlog" "== tls-reports@example.com.*T=tlsrpt_pipe"
+check "exim: still queued" eq "$(exim4 -bpc)" 1
+check "exim: not bounced" sh -c "! grep -q '\*\* tls-reports@example.com' $ELOG/mainlog"
+check "exim: nothing stored yet" has_records "$ID_FAIL" 0
+chown tlsrpt:tlsrpt "$SPOOL"
+QID=$(exim4 -bp | awk 'NF>=4 && $3 ~ /-/ {print $3; exit}')
+exim4 -M "$QID"
+check "exim after retry: stored" wait_for 30 has_records "$ID_FAIL" 1
+check "exim after retry: queue empty" wait_for 10 sh -c "[ \"\$(exim4 -bpc)\" = 0 ]"
+check "exim after retry: exactly once" has_records "$ID_FAIL" 1
+
+log "Exim: malformed report -> delivered, quarantined, not bounced"
+exim4 -odi -f tlsrpt@sender.example tls-reports@example.com < "$WORK/broken.eml"
+check "exim malformed: quarantined" wait_for 30 quarantined 1
+check "exim malformed: not bounced" sh -c "! grep -q '\*\*' $ELOG/mainlog"
+
+log "Exim: stop"
+kill "$(cat "$WORK/exim.pid")" 2>/dev/null; rm -f "$WORK/exim.pid"
+sleep 1
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
