@@ -1,0 +1,288 @@
+//! Records → per-domain figures, with the counting rules (pure; no I/O).
+//!
+//! Counting rules, each pinned by a test in operator/tests/summary.rs:
+//! - **Once per report and domain.** A sender that checks MTA-STS and DANE for one
+//!   session reports it under two policies of one report (Microsoft: `sts` and `tlsa`
+//!   for the same domain and the same sessions). Per report and policy domain, the
+//!   domain's figures (sessions, result types, MX hosts, IPs, organisations, days) come
+//!   from one policy: the one with the largest total session count (ties: more failures,
+//!   then the first). Summing every policy, as parsedmarc's dashboards and mox do, counts
+//!   those sessions twice.
+//! - **Per policy type, each type's own figures**: the `sts` and the `tlsa` rows each
+//!   show what their policy reported.
+//! - **A report stored twice counts once**: the same dedup key (SHA-256 of organisation
+//!   and report id, RFC 8460 §5.3) in two spools, or twice in one, is counted at its
+//!   first copy (spools in the order given, day files oldest first).
+//! - **Unauthenticated reports apart**: a record whose DKIM verdict is not `pass` is
+//!   tallied separately unless the caller mixes them in.
+//!
+//! Domain names are compared case-insensitively, without a trailing dot.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::record::{Parsed, PolicyResult, Report};
+use crate::window::{DAY, Window};
+
+/// Sessions in a group.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sessions {
+    pub reports: u64,
+    pub successful: u64,
+    pub failed: u64,
+}
+
+impl Sessions {
+    pub fn total(&self) -> u64 {
+        self.successful + self.failed
+    }
+
+    /// Failed / total, 0 when there were no sessions.
+    pub fn failure_rate(&self) -> f64 {
+        if self.total() == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.total() as f64
+        }
+    }
+}
+
+/// One policy type's own figures for a domain.
+#[derive(Debug, Default, Clone)]
+pub struct TypeStats {
+    pub sessions: Sessions,
+    pub result_types: BTreeMap<String, u64>,
+}
+
+/// A result type seen for a domain: failed sessions and when (report start times).
+#[derive(Debug, Clone, Copy)]
+pub struct ResultStats {
+    pub failed: u64,
+    pub reports: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// Everything the views show about one policy domain in one window.
+#[derive(Debug, Default, Clone)]
+pub struct DomainStats {
+    pub sessions: Sessions,
+    pub organizations: BTreeMap<String, Sessions>,
+    pub policy_types: BTreeMap<String, TypeStats>,
+    pub result_types: BTreeMap<String, ResultStats>,
+    pub receiving_mx: BTreeMap<String, u64>,
+    pub receiving_ip: BTreeMap<String, u64>,
+    pub sending_ip: HashMap<String, u64>,
+    /// UTC day (of the report's start) → (successful, failed).
+    pub daily: BTreeMap<i64, (u64, u64)>,
+}
+
+/// Per-domain figures of one window.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub domains: BTreeMap<String, DomainStats>,
+}
+
+/// Lower case, no trailing dot; `(none)` when the report names no policy domain.
+pub fn domain_key(d: Option<&str>) -> String {
+    match d.map(|d| d.trim().trim_end_matches('.')) {
+        Some(d) if !d.is_empty() => d.to_ascii_lowercase(),
+        _ => "(none)".to_owned(),
+    }
+}
+
+fn policy_type(p: &PolicyResult) -> String {
+    p.policy
+        .policy_type
+        .as_deref()
+        .map(str::to_owned)
+        .unwrap_or_else(|| "(none)".to_owned())
+}
+
+/// The report's policies grouped by domain, in first-appearance order.
+pub fn by_domain<'r, 'a>(report: &'r Report<'a>) -> Vec<(String, Vec<&'r PolicyResult<'a>>)> {
+    let mut groups: Vec<(String, Vec<&PolicyResult>)> = Vec::new();
+    for p in &report.policies {
+        let d = domain_key(p.policy.policy_domain.as_deref());
+        match groups.iter_mut().find(|(k, _)| *k == d) {
+            Some((_, v)) => v.push(p),
+            None => groups.push((d, vec![p])),
+        }
+    }
+    groups
+}
+
+/// The policy whose figures stand for the domain in this report (see the module rules).
+pub fn representative<'r, 'a>(policies: &[&'r PolicyResult<'a>]) -> &'r PolicyResult<'a> {
+    let mut best = policies[0];
+    for &p in &policies[1..] {
+        let key = |p: &PolicyResult| {
+            (
+                p.summary.successful.saturating_add(p.summary.failed),
+                p.summary.failed,
+            )
+        };
+        if key(p) > key(best) {
+            best = p;
+        }
+    }
+    best
+}
+
+impl Tally {
+    /// Adds one report. `domains` empty means every domain.
+    pub fn add(&mut self, report: &Report, start: i64, domains: &[String]) {
+        let org = report
+            .organization_name
+            .as_deref()
+            .unwrap_or("(unknown)")
+            .to_owned();
+        let day = start.div_euclid(DAY) * DAY;
+        for (domain, policies) in by_domain(report) {
+            if !domains.is_empty() && !domains.contains(&domain) {
+                continue;
+            }
+            let d = self.domains.entry(domain).or_default();
+            let rep = representative(&policies);
+            let (s, f) = (rep.summary.successful, rep.summary.failed);
+            d.sessions.reports += 1;
+            d.sessions.successful += s;
+            d.sessions.failed += f;
+            let o = d.organizations.entry(org.clone()).or_default();
+            o.reports += 1;
+            o.successful += s;
+            o.failed += f;
+            let dd = d.daily.entry(day).or_default();
+            dd.0 += s;
+            dd.1 += f;
+            let mut seen_types: Vec<&str> = Vec::new();
+            for fd in &rep.failure_details {
+                let t = fd.result_type.as_deref().unwrap_or("(none)");
+                let n = fd.failed_session_count;
+                let r = d.result_types.entry(t.to_owned()).or_insert(ResultStats {
+                    failed: 0,
+                    reports: 0,
+                    first_seen: start,
+                    last_seen: start,
+                });
+                r.failed += n;
+                r.first_seen = r.first_seen.min(start);
+                r.last_seen = r.last_seen.max(start);
+                if !seen_types.contains(&t) {
+                    seen_types.push(t);
+                    r.reports += 1;
+                }
+                if let Some(mx) = fd.receiving_mx_hostname.as_deref() {
+                    *d.receiving_mx
+                        .entry(mx.trim_end_matches('.').to_ascii_lowercase())
+                        .or_default() += n;
+                }
+                if let Some(ip) = fd.receiving_ip.as_deref() {
+                    *d.receiving_ip.entry(ip.to_owned()).or_default() += n;
+                }
+                if let Some(ip) = fd.sending_mta_ip.as_deref() {
+                    *d.sending_ip.entry(ip.to_owned()).or_default() += n;
+                }
+            }
+            // Per policy type: each type's own figures, once per report and type.
+            let mut types_done: Vec<String> = Vec::new();
+            for p in &policies {
+                let t = policy_type(p);
+                let ts = d.policy_types.entry(t.clone()).or_default();
+                if !types_done.contains(&t) {
+                    ts.sessions.reports += 1;
+                    types_done.push(t);
+                }
+                ts.sessions.successful += p.summary.successful;
+                ts.sessions.failed += p.summary.failed;
+                for fd in &p.failure_details {
+                    let rt = fd.result_type.as_deref().unwrap_or("(none)");
+                    *ts.result_types.entry(rt.to_owned()).or_default() += fd.failed_session_count;
+                }
+            }
+        }
+    }
+
+    /// All domains together (for the unauthenticated block and totals).
+    pub fn totals(&self) -> Sessions {
+        let mut t = Sessions::default();
+        for d in self.domains.values() {
+            t.reports += d.sessions.reports;
+            t.successful += d.sessions.successful;
+            t.failed += d.sessions.failed;
+        }
+        t
+    }
+}
+
+/// A dedup key as 128 bits: the first half of the SHA-256 hex the delivery stores, or a
+/// hash of organisation and report id for a record without one.
+pub fn dedup_id(key: Option<&str>, report: &Report) -> u128 {
+    if let Some(k) = key.filter(|k| k.len() >= 32) {
+        if let Ok(v) = u128::from_str_radix(&k[..32], 16) {
+            return v;
+        }
+    }
+    // FNV-1a, 128-bit: stable across runs, no dependency.
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    let org = report.organization_name.as_deref().unwrap_or("");
+    let id = report.report_id.as_deref().unwrap_or("");
+    for b in org.bytes().chain([0u8]).chain(id.bytes()) {
+        h ^= b as u128;
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    h
+}
+
+/// The figures of a window and of the one before it, authenticated and not.
+#[derive(Debug)]
+pub struct Summary {
+    pub window: Window,
+    pub include_unauthenticated: bool,
+    pub domains: Vec<String>,
+    pub current: Tally,
+    pub previous: Tally,
+    pub unauthenticated: Tally,
+    pub unauthenticated_previous: Tally,
+    seen: HashSet<u128>,
+    pub duplicates: u64,
+}
+
+impl Summary {
+    pub fn new(window: Window, domains: Vec<String>, include_unauthenticated: bool) -> Summary {
+        Summary {
+            window,
+            include_unauthenticated,
+            domains: domains.iter().map(|d| domain_key(Some(d))).collect(),
+            current: Tally::default(),
+            previous: Tally::default(),
+            unauthenticated: Tally::default(),
+            unauthenticated_previous: Tally::default(),
+            seen: HashSet::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Counts one record if its date range ends in the window or the previous one.
+    pub fn add(&mut self, p: &Parsed) {
+        let current = self.window.contains(p.end);
+        if !current && !self.window.previous().contains(p.end) {
+            return;
+        }
+        let r = &p.record;
+        if !self
+            .seen
+            .insert(dedup_id(r.dedup_key.as_deref(), &r.report))
+        {
+            self.duplicates += 1;
+            return;
+        }
+        let counted = r.authenticated() || self.include_unauthenticated;
+        let tally = match (counted, current) {
+            (true, true) => &mut self.current,
+            (true, false) => &mut self.previous,
+            (false, true) => &mut self.unauthenticated,
+            (false, false) => &mut self.unauthenticated_previous,
+        };
+        tally.add(&r.report, p.start, &self.domains);
+    }
+}

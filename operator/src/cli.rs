@@ -1,0 +1,111 @@
+//! The command line of `tlsrpt`. Every option is documented in `--help` and in
+//! man/tlsrpt.1.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_SPOOL: &str = "/var/spool/tlsrpt";
+
+/// The operator's view of SMTP TLS Reports (RFC 8460) stored by tlsrpt-pipe.
+///
+/// Reads spools read-only: a member of the spool's group without write access can run
+/// every command. Exit status: 0 done, 1 no spool could be read (or the mail digest
+/// could not be handed to sendmail), 2 bad arguments.
+#[derive(Debug, Parser)]
+#[command(name = "tlsrpt", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// What is wrong with my mail TLS: per policy domain, for a window.
+    Summary(SummaryArgs),
+    /// Flat rows (parsedmarc's CSV columns, or JSON Lines) for other tools.
+    Export(ExportArgs),
+}
+
+/// Spools and the report window, shared by the commands that read reports.
+#[derive(Debug, Clone, Args)]
+pub struct Select {
+    /// Spool directory to read (repeatable: the spools of several MX hosts).
+    #[arg(long, env = "TLSRPT_SPOOL", value_name = "DIR", default_value = DEFAULT_SPOOL)]
+    pub spool: Vec<PathBuf>,
+
+    /// Start of the window: a duration back from now (7d, 36h) or an RFC 3339 date.
+    /// A report is in the window when its date-range ends in it.
+    #[arg(long, value_name = "WHEN", default_value = "7d")]
+    pub since: String,
+
+    /// End of the window (default: now).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+
+    /// Only this policy domain (repeatable; case-insensitive).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Vec<String>,
+
+    /// Count reports without a trusted, aligned DKIM pass as well (they may be forged).
+    #[arg(long)]
+    pub include_unauthenticated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Table,
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub select: Select,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: SummaryFormat,
+
+    /// Colour in the table: auto = only on a terminal and without NO_COLOR.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Mail the summary (text and HTML) to this address instead of printing it
+    /// (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub mail_to: Vec<String>,
+
+    /// From address of the digest (also passed to sendmail -f).
+    #[arg(long, value_name = "ADDR", requires = "mail_to")]
+    pub mail_from: Option<String>,
+
+    /// The sendmail program the digest is handed to.
+    #[arg(long, value_name = "PATH", default_value = crate::digest::DEFAULT_SENDMAIL, requires = "mail_to")]
+    pub sendmail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub select: Select,
+
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+}

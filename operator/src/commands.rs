@@ -1,0 +1,188 @@
+//! One function per subcommand: arguments → reading → output. Shared steps (the
+//! window, the spool walk) live in the modules below; this file only wires them.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{
+    Cli, ColorChoice, Command, ExportArgs, ExportFormat, Select, SummaryArgs, SummaryFormat,
+};
+use crate::window::{self, Window};
+use crate::{Failure, digest, export, record, render, spool, summary};
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Summary(a) => summary_cmd(a),
+        Command::Export(a) => export_cmd(a),
+    }
+}
+
+fn now() -> i64 {
+    tlsrpt_pipe::datetime::Timestamp::now().0
+}
+
+/// The window of `--since`/`--until`.
+pub fn window_of(sel: &Select, now: i64) -> Result<Window, Failure> {
+    let until = match &sel.until {
+        Some(u) => {
+            window::parse_when(u, now).map_err(|e| Failure::usage(format!("--until {e}")))?
+        }
+        None => now,
+    };
+    let since =
+        window::parse_when(&sel.since, now).map_err(|e| Failure::usage(format!("--since {e}")))?;
+    if since >= until {
+        return Err(Failure::usage(format!(
+            "--since {} is not before --until {}",
+            window::rfc3339(since),
+            window::rfc3339(until)
+        )));
+    }
+    Ok(Window { since, until })
+}
+
+fn write_stdout(s: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::failed(format!("writing output: {e}"))),
+    }
+}
+
+/// RFC 5322 date-time (`Sun, 29 Nov 2026 20:00:00 +0000`).
+fn rfc5322(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let iso = window::rfc3339(t); // YYYY-MM-DDTHH:MM:SSZ
+    let month: usize = iso[5..7].parse().unwrap_or(1);
+    let wd = DAYS[t.div_euclid(86_400).rem_euclid(7) as usize];
+    format!(
+        "{wd}, {} {} {} {} +0000",
+        iso[8..10].trim_start_matches('0'),
+        MONTHS[month - 1],
+        &iso[0..4],
+        &iso[11..19]
+    )
+}
+
+fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
+    let now = now();
+    let w = window_of(&a.select, now)?;
+    let (s, skipped) = summary::collect(
+        &a.select.spool,
+        w,
+        a.select.domain.clone(),
+        a.select.include_unauthenticated,
+    )
+    .map_err(|e| Failure::failed(format!("no spool could be read: {}", e.0)))?;
+    let doc = summary::document(&s, skipped, &a.select.spool);
+    if !a.mail_to.is_empty() {
+        let boundary = format!("tlsrpt-digest-{}-{now}", std::process::id());
+        let msg = digest::message(
+            &doc,
+            &a.mail_to,
+            a.mail_from.as_deref(),
+            &rfc5322(now),
+            &boundary,
+        )
+        .map_err(Failure::usage)?;
+        return digest::send(&a.sendmail, a.mail_from.as_deref(), &msg).map_err(Failure::failed);
+    }
+    let text = match a.format {
+        SummaryFormat::Table => {
+            let colour = match a.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            render::table::render(&doc, colour)
+        }
+        SummaryFormat::Json => render::json(&doc),
+        SummaryFormat::Csv => render::csv::render(&doc),
+        SummaryFormat::Html => render::html::render(&doc),
+    };
+    write_stdout(&text)
+}
+
+fn export_cmd(a: ExportArgs) -> Result<(), Failure> {
+    let w = window_of(&a.select, now())?;
+    let format = match a.format {
+        ExportFormat::Csv => export::Format::Csv,
+        ExportFormat::Jsonl => export::Format::Jsonl,
+    };
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let io_fail = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            None
+        } else {
+            Some(Failure::failed(format!("writing output: {e}")))
+        }
+    };
+    let mut ex = export::Exporter::new(
+        out,
+        format,
+        w,
+        a.select.domain.clone(),
+        a.select.include_unauthenticated,
+    )
+    .map_err(|e| io_fail(e).unwrap_or(Failure::failed("output closed")))?;
+    let mut skipped = spool::Skipped::default();
+    let mut readable = 0;
+    let mut write_error = None;
+    for dir in &a.select.spool {
+        let files = match spool::day_files(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                spool::warn(&format!("{}: cannot read spool: {e}", dir.display()));
+                continue;
+            }
+        };
+        readable += 1;
+        for f in files.iter().filter(|f| f.day >= w.first_day_file()) {
+            spool::read_lines(f, 0, &mut skipped, |_, line| {
+                let p = record::parse(line)?;
+                if write_error.is_none() {
+                    if let Err(e) = ex.add(&p) {
+                        write_error = Some(e);
+                    }
+                }
+                Ok(())
+            });
+            if write_error.is_some() {
+                break;
+            }
+        }
+    }
+    if let Some(e) = write_error {
+        return io_fail(e).map_or(Ok(()), Err);
+    }
+    if readable == 0 {
+        return Err(Failure::failed("no spool could be read"));
+    }
+    ex.finish()
+        .map_err(|e| io_fail(e).unwrap_or(Failure::failed("output closed")))?;
+    if skipped.lines > 0 || skipped.files > 0 {
+        spool::warn(&format!(
+            "{} lines skipped, {} day files unreadable",
+            skipped.lines, skipped.files
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mail_dates() {
+        assert_eq!(rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322(1_796_000_000), "Mon, 30 Nov 2026 00:53:20 +0000"); // as GNU date -R says
+    }
+}

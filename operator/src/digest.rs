@@ -1,0 +1,141 @@
+//! The summary as a mail digest: one MIME message (multipart/alternative: the text table
+//! and the HTML view, from the same document) handed to `sendmail -t -i`.
+//!
+//! Header values are built from the command line and figures only; nothing from a
+//! report reaches a header. The text part is 8bit with lines of at most 100 characters;
+//! the HTML part is base64 (its lines are long).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::summary::Doc;
+
+pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
+
+/// RFC 2045 base64 with 76-character lines.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
+    for (i, c) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push('\n');
+        }
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        out.push(A[(n >> 18) as usize & 63] as char);
+        out.push(A[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out.push('\n');
+    out
+}
+
+/// An address for a header: refuses CR, LF and anything a header could be split with.
+fn header_safe(s: &str) -> Result<&str, String> {
+    if s.is_empty() || s.chars().any(|c| c.is_control() || c == ',' || c == ';') {
+        Err(format!("{s:?}: not a single mail address"))
+    } else {
+        Ok(s)
+    }
+}
+
+/// Builds the message. `now` is RFC 2822's Date value.
+pub fn message(
+    doc: &Doc,
+    to: &[String],
+    from: Option<&str>,
+    date: &str,
+    boundary: &str,
+) -> Result<String, String> {
+    let failed: u64 = doc.domains.iter().map(|d| d.sessions.failed).sum();
+    let failing = doc.domains.iter().filter(|d| d.sessions.failed > 0).count();
+    let subject = format!(
+        "TLS report digest: {failed} failed sessions in {failing} of {} domains, {} .. {}",
+        doc.domains.len(),
+        &doc.window.since[..10.min(doc.window.since.len())],
+        &doc.window.until[..10.min(doc.window.until.len())]
+    );
+    let mut m = String::new();
+    if let Some(f) = from {
+        m.push_str(&format!("From: {}\n", header_safe(f)?));
+    }
+    let to: Vec<&str> = to
+        .iter()
+        .map(|t| header_safe(t))
+        .collect::<Result<_, _>>()?;
+    m.push_str(&format!("To: {}\n", to.join(", ")));
+    m.push_str(&format!("Subject: {subject}\n"));
+    m.push_str(&format!("Date: {date}\n"));
+    m.push_str("Auto-Submitted: auto-generated\n");
+    m.push_str("MIME-Version: 1.0\n");
+    m.push_str(&format!(
+        "Content-Type: multipart/alternative; boundary=\"{boundary}\"\n\n"
+    ));
+    m.push_str("This is a MIME message: a text and an HTML view of the same summary.\n");
+    m.push_str(&format!(
+        "--{boundary}\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+    ));
+    m.push_str(&crate::render::table::render(doc, false));
+    m.push_str(&format!(
+        "--{boundary}\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
+    ));
+    m.push_str(&base64(crate::render::html::render(doc).as_bytes()));
+    m.push_str(&format!("--{boundary}--\n"));
+    Ok(m)
+}
+
+/// Hands the message to `sendmail -t -i` (and `-f FROM`); fails unless it exits 0.
+pub fn send(sendmail: &str, from: Option<&str>, msg: &str) -> Result<(), String> {
+    let mut c = Command::new(sendmail);
+    c.args(["-t", "-i"]);
+    if let Some(f) = from {
+        c.arg("-f").arg(f);
+    }
+    let mut child = c
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{sendmail}: {e}"))?;
+    let wrote = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(msg.as_bytes());
+    let status = child.wait().map_err(|e| format!("{sendmail}: {e}"))?;
+    wrote.map_err(|e| format!("{sendmail}: writing the message: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{sendmail} failed: {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        assert_eq!(base64(b""), "\n");
+        assert_eq!(base64(b"f"), "Zg==\n");
+        assert_eq!(base64(b"fo"), "Zm8=\n");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy\n");
+        let long = base64(&[0u8; 100]);
+        assert!(long.lines().all(|l| l.len() <= 76));
+    }
+
+    #[test]
+    fn header_injection_refused() {
+        assert!(header_safe("a@b\nBcc: x@y").is_err());
+        assert!(header_safe("a@b, c@d").is_err());
+        assert!(header_safe("postmaster@example.com").is_ok());
+    }
+}

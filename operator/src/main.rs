@@ -1,0 +1,66 @@
+//! `tlsrpt`: the operator's side, spool → views. Parses the command line, runs the
+//! command, and maps its result to the exit status in one place:
+//! 0 done, 1 nothing could be read (or the digest could not be sent), 2 bad arguments.
+//! A panic is reported on one line and exits 1, never with a backtrace.
+
+#![forbid(unsafe_code)]
+
+mod advice;
+mod aggregate;
+mod cli;
+mod commands;
+mod digest;
+mod export;
+mod record;
+mod render;
+mod spool;
+mod summary;
+mod window;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A command's failure: the one line shown, and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            status: 2,
+            message: message.into(),
+        }
+    }
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            status: 1,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| commands::run(cli));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(f)) => {
+            eprintln!("tlsrpt: {}", f.message);
+            ExitCode::from(f.status)
+        }
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            eprintln!("tlsrpt: internal error: {what}");
+            ExitCode::from(1)
+        }
+    }
+}

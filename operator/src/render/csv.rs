@@ -1,0 +1,69 @@
+//! The summary as CSV: one row per policy domain × result type (a domain without
+//! failures gets one row with an empty result type), authenticated domains first, then
+//! the unauthenticated ones (`authenticated` column `false`).
+
+use crate::summary::{Doc, DomainDoc};
+
+pub const HEADER: [&str; 10] = [
+    "policy_domain",
+    "authenticated",
+    "result_type",
+    "failed_session_count",
+    "reports_with_result_type",
+    "domain_reports",
+    "domain_successful_session_count",
+    "domain_failed_session_count",
+    "domain_failure_rate",
+    "previous_failed_session_count",
+];
+
+fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv::Result<()> {
+    let s = &d.sessions;
+    let common = [
+        s.reports.to_string(),
+        s.successful.to_string(),
+        s.failed.to_string(),
+        format!("{:.6}", s.failure_rate),
+        d.previous.sessions.failed.to_string(),
+    ];
+    let auth = if authenticated { "true" } else { "false" };
+    if d.advice.is_empty() {
+        w.write_record(
+            [d.policy_domain.as_str(), auth, "", "0", "0"]
+                .into_iter()
+                .chain(common.iter().map(String::as_str)),
+        )?;
+    }
+    for r in &d.advice {
+        let (n, reps) = (r.failed.to_string(), r.reports.to_string());
+        w.write_record(
+            [
+                d.policy_domain.as_str(),
+                auth,
+                r.result_type.as_str(),
+                &n,
+                &reps,
+            ]
+            .into_iter()
+            .chain(common.iter().map(String::as_str)),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn render(doc: &Doc) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let result = (|| -> csv::Result<()> {
+        w.write_record(HEADER)?;
+        for d in &doc.domains {
+            rows(&mut w, d, true)?;
+        }
+        for d in &doc.unauthenticated.domains {
+            rows(&mut w, d, false)?;
+        }
+        w.flush()?;
+        Ok(())
+    })();
+    result.expect("writing CSV to memory cannot fail");
+    String::from_utf8(w.into_inner().expect("in-memory writer")).expect("CSV of UTF-8 fields")
+}

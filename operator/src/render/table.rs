@@ -1,0 +1,303 @@
+//! The summary as an aligned terminal view, most failing domain first, at most 100
+//! columns wide. Colour (red for failures) only when asked for: the caller decides from
+//! the terminal and `NO_COLOR`.
+
+use std::fmt::Write;
+
+use crate::summary::{Doc, DomainDoc, SessionsDoc};
+
+pub const WIDTH: usize = 100;
+
+/// `12345678` → `12,345,678`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn percent(rate: f64) -> String {
+    format!("{:.2}%", rate * 100.0)
+}
+
+fn signed(n: i64) -> String {
+    if n > 0 {
+        format!("+{}", thousands(n as u64))
+    } else if n < 0 {
+        format!("-{}", thousands(n.unsigned_abs()))
+    } else {
+        "0".into()
+    }
+}
+
+/// Cuts `s` to `n` characters, marking the cut with `~`.
+fn fit(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('~');
+        t
+    }
+}
+
+/// Word-wraps `text` to the width, every line after the first indented by `indent`.
+fn wrap(out: &mut String, first: &str, indent: usize, text: &str) {
+    let mut line = first.to_owned();
+    for word in text.split_whitespace() {
+        if line.chars().count() + 1 + word.chars().count() > WIDTH && !line.trim().is_empty() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = " ".repeat(indent);
+        } else if !line.ends_with(' ') && !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn red(&self, s: &str) -> String {
+        if self.on {
+            format!("\x1b[31m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        if self.on {
+            format!("\x1b[1m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+fn overview(out: &mut String, domains: &[DomainDoc], paint: &Paint) {
+    let _ = writeln!(
+        out,
+        "{:<34} {:>7} {:>13} {:>10} {:>7} {:>9} {:>5}",
+        "DOMAIN", "REPORTS", "SUCCESSFUL", "FAILED", "RATE", "vs PREV", "ORGS"
+    );
+    for d in domains {
+        let s = &d.sessions;
+        let failed = format!("{:>10}", thousands(s.failed));
+        let change = d.previous.change.failure_rate * 100.0;
+        let _ = writeln!(
+            out,
+            "{:<34} {:>7} {:>13} {} {:>7} {:>9} {:>5}",
+            fit(&d.policy_domain, 34),
+            thousands(s.reports),
+            thousands(s.successful),
+            if s.failed > 0 {
+                paint.red(&failed)
+            } else {
+                failed
+            },
+            percent(s.failure_rate),
+            format!("{change:+.2}pp"),
+            d.organizations.len()
+        );
+    }
+}
+
+fn kv_list(map: impl Iterator<Item = (String, u64)>, limit: usize) -> String {
+    let mut v: Vec<(String, u64)> = map.collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let more = v.len().saturating_sub(limit);
+    let mut s: Vec<String> = v
+        .into_iter()
+        .take(limit)
+        .map(|(k, n)| format!("{k} {}", thousands(n)))
+        .collect();
+    if more > 0 {
+        s.push(format!("(+{more} more)"));
+    }
+    s.join(", ")
+}
+
+fn sessions_line(s: &SessionsDoc) -> String {
+    format!(
+        "{} reports, {} successful, {} failed ({})",
+        thousands(s.reports),
+        thousands(s.successful),
+        thousands(s.failed),
+        percent(s.failure_rate)
+    )
+}
+
+fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
+    let s = &d.sessions;
+    let _ = writeln!(out);
+    let head = format!(
+        "{}: {} failed of {} sessions ({}) in {} reports from {} organisations",
+        d.policy_domain,
+        thousands(s.failed),
+        thousands(s.successful + s.failed),
+        percent(s.failure_rate),
+        thousands(s.reports),
+        d.organizations.len()
+    );
+    wrap(out, "", 2, &paint.bold(&head));
+    let p = &d.previous;
+    wrap(
+        out,
+        "  previous window:",
+        4,
+        &format!(
+            "{} failed of {} ({}); change {} failed, {} reports",
+            thousands(p.sessions.failed),
+            thousands(p.sessions.successful + p.sessions.failed),
+            percent(p.sessions.failure_rate),
+            signed(p.change.failed),
+            signed(p.change.reports)
+        ),
+    );
+    let types: Vec<String> = d
+        .policy_types
+        .iter()
+        .map(|(t, ts)| {
+            format!(
+                "{t} {} ok / {} failed",
+                thousands(ts.sessions.successful),
+                thousands(ts.sessions.failed)
+            )
+        })
+        .collect();
+    wrap(out, "  policy types:", 4, &types.join("; "));
+    let orgs: Vec<String> = d
+        .organizations
+        .iter()
+        .map(|(o, s)| {
+            format!(
+                "{o} ({} reports, {} failed)",
+                s.reports,
+                thousands(s.failed)
+            )
+        })
+        .collect();
+    wrap(out, "  organisations:", 4, &orgs.join("; "));
+    if !d.advice.is_empty() {
+        let _ = writeln!(out, "  result types:");
+        for r in &d.advice {
+            let line = format!(
+                "    {:<26} {:>10} sessions in {} reports, {} .. {}",
+                r.result_type,
+                thousands(r.failed),
+                r.reports,
+                &r.first_seen[..10.min(r.first_seen.len())],
+                &r.last_seen[..10.min(r.last_seen.len())]
+            );
+            let _ = writeln!(out, "{}", paint.red(&line));
+            wrap(out, "      means:", 13, r.meaning);
+            wrap(out, "      check:", 13, r.check);
+        }
+    }
+    if !d.receiving_mx.is_empty() {
+        wrap(
+            out,
+            "  receiving MX:",
+            4,
+            &kv_list(d.receiving_mx.iter().map(|(k, v)| (k.clone(), *v)), 8),
+        );
+    }
+    if !d.receiving_ips.is_empty() {
+        wrap(
+            out,
+            "  receiving IP:",
+            4,
+            &kv_list(d.receiving_ips.iter().map(|(k, v)| (k.clone(), *v)), 8),
+        );
+    }
+    if !d.sending_ips.is_empty() {
+        wrap(
+            out,
+            "  top sending IPs:",
+            4,
+            &kv_list(d.sending_ips.iter().map(|i| (i.ip.clone(), i.failed)), 10),
+        );
+    }
+}
+
+/// Renders the whole table view.
+pub fn render(doc: &Doc, colour: bool) -> String {
+    let paint = Paint { on: colour };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        paint.bold(&format!(
+            "TLS reports for {} .. {}",
+            doc.window.since, doc.window.until
+        ))
+    );
+    wrap(&mut out, "spools:", 2, &doc.spools.join(", "));
+    out.push('\n');
+    if doc.domains.is_empty() {
+        let _ = writeln!(out, "No authenticated reports in this window.");
+    } else {
+        overview(&mut out, &doc.domains, &paint);
+        for d in &doc.domains {
+            detail(&mut out, d, &paint);
+        }
+    }
+    let u = &doc.unauthenticated;
+    if !u.domains.is_empty() {
+        out.push('\n');
+        wrap(
+            &mut out,
+            "",
+            2,
+            &format!(
+                "Not counted above: {} reports without a trusted, aligned DKIM pass ({} failed of {} sessions). They may be forged; give tlsrpt-pipe --trusted-authserv-id, or count them with --include-unauthenticated.",
+                thousands(u.sessions.reports),
+                thousands(u.sessions.failed),
+                thousands(u.sessions.successful + u.sessions.failed)
+            ),
+        );
+        for d in &u.domains {
+            wrap(
+                &mut out,
+                &format!("  {}:", d.policy_domain),
+                4,
+                &sessions_line(&d.sessions),
+            );
+        }
+    }
+    if doc.duplicates > 0 || doc.skipped_lines > 0 || doc.unreadable_files > 0 {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{} duplicate copies counted once; {} lines skipped; {} day files unreadable (see stderr).",
+            doc.duplicates, doc.skipped_lines, doc.unreadable_files
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_wrapping() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(signed(-1500), "-1,500");
+        let mut out = String::new();
+        wrap(&mut out, "  x:", 4, &"word ".repeat(60));
+        assert!(out.lines().all(|l| l.chars().count() <= WIDTH));
+        assert!(out.lines().skip(1).all(|l| l.starts_with("    word")));
+    }
+}

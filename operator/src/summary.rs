@@ -1,0 +1,326 @@
+//! `tlsrpt summary`: spools → per-domain figures → one document, rendered as a table,
+//! JSON (schema/summary.schema.json), CSV or self-contained HTML, or mailed as a digest.
+//!
+//! The [`Doc`] built here is the single source of every format, so they cannot disagree.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::advice;
+use crate::aggregate::{DomainStats, Sessions, Summary, Tally};
+use crate::record;
+use crate::spool::{self, Skipped};
+use crate::window::{Window, rfc3339, utc_day};
+
+/// How many sending IPs a domain lists.
+pub const TOP_SENDING_IPS: usize = 10;
+
+#[derive(Debug, Serialize)]
+pub struct Doc {
+    pub window: WindowDoc,
+    pub domains: Vec<DomainDoc>,
+    pub unauthenticated: UnauthDoc,
+    #[serde(rename = "duplicates")]
+    pub duplicates: u64,
+    #[serde(rename = "skipped-lines")]
+    pub skipped_lines: u64,
+    #[serde(rename = "unreadable-files")]
+    pub unreadable_files: u64,
+    pub spools: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowDoc {
+    pub since: String,
+    pub until: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
+pub struct SessionsDoc {
+    pub reports: u64,
+    #[serde(rename = "successful-sessions")]
+    pub successful: u64,
+    #[serde(rename = "failed-sessions")]
+    pub failed: u64,
+    #[serde(rename = "failure-rate")]
+    pub failure_rate: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TypeDoc {
+    #[serde(flatten)]
+    pub sessions: SessionsDoc,
+    #[serde(rename = "result-types")]
+    pub result_types: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResultDoc {
+    #[serde(rename = "result-type")]
+    pub result_type: String,
+    #[serde(rename = "failed-sessions")]
+    pub failed: u64,
+    pub reports: u64,
+    #[serde(rename = "first-seen")]
+    pub first_seen: String,
+    #[serde(rename = "last-seen")]
+    pub last_seen: String,
+    pub meaning: &'static str,
+    pub check: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IpDoc {
+    pub ip: String,
+    #[serde(rename = "failed-sessions")]
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DayDoc {
+    pub day: String,
+    #[serde(rename = "successful-sessions")]
+    pub successful: u64,
+    #[serde(rename = "failed-sessions")]
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviousDoc {
+    #[serde(flatten)]
+    pub sessions: SessionsDoc,
+    /// Current minus previous.
+    pub change: ChangeDoc,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeDoc {
+    pub reports: i64,
+    #[serde(rename = "successful-sessions")]
+    pub successful: i64,
+    #[serde(rename = "failed-sessions")]
+    pub failed: i64,
+    #[serde(rename = "failure-rate")]
+    pub failure_rate: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DomainDoc {
+    #[serde(rename = "policy-domain")]
+    pub policy_domain: String,
+    #[serde(flatten)]
+    pub sessions: SessionsDoc,
+    #[serde(rename = "policy-types")]
+    pub policy_types: BTreeMap<String, TypeDoc>,
+    #[serde(rename = "result-types")]
+    pub result_types: BTreeMap<String, u64>,
+    /// Per result type present: counts, first and last report start, what it means and
+    /// what to check first.
+    pub advice: Vec<ResultDoc>,
+    pub organizations: BTreeMap<String, SessionsDoc>,
+    #[serde(rename = "receiving-mx")]
+    pub receiving_mx: BTreeMap<String, u64>,
+    #[serde(rename = "receiving-ips")]
+    pub receiving_ips: BTreeMap<String, u64>,
+    #[serde(rename = "sending-ips")]
+    pub sending_ips: Vec<IpDoc>,
+    pub daily: Vec<DayDoc>,
+    pub previous: PreviousDoc,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnauthDoc {
+    /// `true` with --include-unauthenticated: then they are counted in `domains` and
+    /// this block is empty.
+    pub included: bool,
+    #[serde(flatten)]
+    pub sessions: SessionsDoc,
+    pub domains: Vec<DomainDoc>,
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn sessions_doc(s: &Sessions) -> SessionsDoc {
+    SessionsDoc {
+        reports: s.reports,
+        successful: s.successful,
+        failed: s.failed,
+        failure_rate: round6(s.failure_rate()),
+    }
+}
+
+fn domain_doc(
+    name: &str,
+    d: &DomainStats,
+    prev: Option<&DomainStats>,
+    window: &Window,
+) -> DomainDoc {
+    let mut ips: Vec<(&String, &u64)> = d.sending_ip.iter().collect();
+    ips.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let p = prev.map(|p| p.sessions).unwrap_or_default();
+    let cur = sessions_doc(&d.sessions);
+    let pd = sessions_doc(&p);
+    // Every day of the window, so a chart shows gaps as gaps.
+    let mut daily = Vec::new();
+    let mut day = window.since.div_euclid(86_400) * 86_400;
+    while day < window.until {
+        let (s, f) = d.daily.get(&day).copied().unwrap_or((0, 0));
+        daily.push(DayDoc {
+            day: utc_day(day),
+            successful: s,
+            failed: f,
+        });
+        day += 86_400;
+    }
+    let mut advice_rows: Vec<ResultDoc> = d
+        .result_types
+        .iter()
+        .map(|(t, r)| {
+            let (meaning, check) = advice::for_result_type(t);
+            ResultDoc {
+                result_type: t.clone(),
+                failed: r.failed,
+                reports: r.reports,
+                first_seen: rfc3339(r.first_seen),
+                last_seen: rfc3339(r.last_seen),
+                meaning,
+                check,
+            }
+        })
+        .collect();
+    advice_rows.sort_by(|a, b| {
+        b.failed
+            .cmp(&a.failed)
+            .then(a.result_type.cmp(&b.result_type))
+    });
+    DomainDoc {
+        policy_domain: name.to_owned(),
+        sessions: cur,
+        policy_types: d
+            .policy_types
+            .iter()
+            .map(|(t, s)| {
+                (
+                    t.clone(),
+                    TypeDoc {
+                        sessions: sessions_doc(&s.sessions),
+                        result_types: s.result_types.clone(),
+                    },
+                )
+            })
+            .collect(),
+        result_types: d
+            .result_types
+            .iter()
+            .map(|(t, r)| (t.clone(), r.failed))
+            .collect(),
+        advice: advice_rows,
+        organizations: d
+            .organizations
+            .iter()
+            .map(|(o, s)| (o.clone(), sessions_doc(s)))
+            .collect(),
+        receiving_mx: d.receiving_mx.clone(),
+        receiving_ips: d.receiving_ip.clone(),
+        sending_ips: ips
+            .into_iter()
+            .take(TOP_SENDING_IPS)
+            .map(|(ip, n)| IpDoc {
+                ip: ip.clone(),
+                failed: *n,
+            })
+            .collect(),
+        daily,
+        previous: PreviousDoc {
+            sessions: pd,
+            change: ChangeDoc {
+                reports: cur.reports as i64 - pd.reports as i64,
+                successful: cur.successful as i64 - pd.successful as i64,
+                failed: cur.failed as i64 - pd.failed as i64,
+                failure_rate: round6(cur.failure_rate - pd.failure_rate),
+            },
+        },
+    }
+}
+
+/// Domains, most failing first (failed sessions, then failure rate, then name).
+fn domain_docs(cur: &Tally, prev: &Tally, window: &Window) -> Vec<DomainDoc> {
+    let mut v: Vec<DomainDoc> = cur
+        .domains
+        .iter()
+        .map(|(n, d)| domain_doc(n, d, prev.domains.get(n), window))
+        .collect();
+    v.sort_by(|a, b| {
+        b.sessions
+            .failed
+            .cmp(&a.sessions.failed)
+            .then(b.sessions.failure_rate.total_cmp(&a.sessions.failure_rate))
+            .then(a.policy_domain.cmp(&b.policy_domain))
+    });
+    v
+}
+
+/// Builds the document from a finished tally.
+pub fn document(s: &Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
+    Doc {
+        window: WindowDoc {
+            since: rfc3339(s.window.since),
+            until: rfc3339(s.window.until),
+        },
+        domains: domain_docs(&s.current, &s.previous, &s.window),
+        unauthenticated: UnauthDoc {
+            included: s.include_unauthenticated,
+            sessions: sessions_doc(&s.unauthenticated.totals()),
+            domains: domain_docs(&s.unauthenticated, &s.unauthenticated_previous, &s.window),
+        },
+        duplicates: s.duplicates,
+        skipped_lines: skipped.lines,
+        unreadable_files: skipped.files,
+        spools: spools.iter().map(|p| p.display().to_string()).collect(),
+    }
+}
+
+/// Why nothing could be summarised.
+#[derive(Debug)]
+pub struct NoSpool(pub String);
+
+/// Reads every spool for the window (and the one before it) into a [`Summary`].
+/// Fails only when no spool directory at all could be read.
+pub fn collect(
+    spools: &[PathBuf],
+    window: Window,
+    domains: Vec<String>,
+    include_unauthenticated: bool,
+) -> Result<(Summary, Skipped), NoSpool> {
+    let mut s = Summary::new(window, domains, include_unauthenticated);
+    let mut skipped = Skipped::default();
+    let first = window.previous().first_day_file();
+    let mut readable = 0;
+    let mut errors = Vec::new();
+    for dir in spools {
+        let files = match spool::day_files(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                spool::warn(&format!("{}: cannot read spool: {e}", dir.display()));
+                errors.push(format!("{}: {e}", dir.display()));
+                continue;
+            }
+        };
+        readable += 1;
+        for f in files.iter().filter(|f| f.day >= first) {
+            spool::read_lines(f, 0, &mut skipped, |_, line| {
+                let p = record::parse(line)?;
+                s.add(&p);
+                Ok(())
+            });
+        }
+    }
+    if readable == 0 {
+        return Err(NoSpool(errors.join("; ")));
+    }
+    Ok((s, skipped))
+}
