@@ -244,6 +244,7 @@ pub struct Summary {
     pub unauthenticated: Tally,
     pub unauthenticated_previous: Tally,
     seen: HashSet<u128>,
+    /// Further copies of reports of the current window, not counted.
     pub duplicates: u64,
 }
 
@@ -273,7 +274,9 @@ impl Summary {
             .seen
             .insert(dedup_id(r.dedup_key.as_deref(), &r.report))
         {
-            self.duplicates += 1;
+            if current {
+                self.duplicates += 1;
+            }
             return;
         }
         let counted = r.authenticated() || self.include_unauthenticated;

@@ -117,7 +117,7 @@ pub fn read_lines(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
-                warn(&format!("{shown}: read error: {e}"));
+                warn(&format!("{shown}: cannot read: {e}"));
                 skipped.files += 1;
                 break;
             }

@@ -50,6 +50,8 @@ fn fit(s: &str, n: usize) -> String {
 fn wrap(out: &mut String, first: &str, indent: usize, text: &str) {
     let mut line = first.to_owned();
     for word in text.split_whitespace() {
+        // A word longer than a line (a 253-character domain name) is cut, not overflowed.
+        let word = fit(word, WIDTH - indent);
         if line.chars().count() + 1 + word.chars().count() > WIDTH && !line.trim().is_empty() {
             out.push_str(line.trim_end());
             out.push('\n');
@@ -57,7 +59,7 @@ fn wrap(out: &mut String, first: &str, indent: usize, text: &str) {
         } else if !line.ends_with(' ') && !line.is_empty() {
             line.push(' ');
         }
-        line.push_str(word);
+        line.push_str(&word);
     }
     out.push_str(line.trim_end());
     out.push('\n');

@@ -1,0 +1,165 @@
+//! Test helper: writes spools of generated records (record schema version 1, as
+//! tlsrpt-pipe stores them) and runs the real `tlsrpt` binary on them.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tlsrpt");
+pub const DAY: i64 = 86_400;
+
+/// 2026-03-01T00:00:00Z: the generated histories start here.
+pub const T0: i64 = 1_772_323_200;
+
+pub fn iso(t: i64) -> String {
+    tlsrpt_pipe::datetime::Timestamp(t).rfc3339()
+}
+
+pub fn day_name(t: i64) -> String {
+    format!("{}.jsonl", tlsrpt_pipe::datetime::Timestamp(t).utc_day())
+}
+
+/// One failure-detail row.
+pub fn detail(result_type: &str, n: u64, sending_ip: &str, mx: &str) -> Value {
+    json!({"result-type": result_type, "failed-session-count": n,
+           "sending-mta-ip": sending_ip, "receiving-mx-hostname": mx,
+           "receiving-ip": "192.0.2.25"})
+}
+
+/// One policy result.
+pub fn policy(ptype: &str, domain: &str, ok: u64, failed: u64, details: Vec<Value>) -> Value {
+    let mut p = json!({
+        "policy": {"policy-type": ptype, "policy-domain": domain,
+                   "policy-string": ["version: STSv1", "mode: enforce", "mx: mx1.example.net", "max_age: 86400"],
+                   "mx-host": ["mx1.example.net"]},
+        "summary": {"total-successful-session-count": ok, "total-failure-session-count": failed}
+    });
+    if !details.is_empty() {
+        p["failure-details"] = Value::Array(details);
+    }
+    p
+}
+
+/// A record for a daily report starting at `start`.
+pub fn record(
+    org: &str,
+    id: &str,
+    start: i64,
+    received: i64,
+    pass: bool,
+    policies: Vec<Value>,
+) -> Value {
+    // The delivery's key is SHA-256(org, id); any stable 64-hex string serves here.
+    let key = format!("{:032x}{:032x}", fnv(&format!("{org}\0{id}")), fnv(id));
+    json!({
+        "version": 1,
+        "received-at": iso(received),
+        "dedup-key": key,
+        "envelope": {},
+        "headers": {},
+        "authentication": {"verdict": if pass { "pass" } else { "unauthenticated" }, "dkim": []},
+        "source": {},
+        "totals": {},
+        "warnings": [],
+        "report": {
+            "organization-name": org,
+            "date-range": {"start-datetime": iso(start), "end-datetime": iso(start + DAY)},
+            "contact-info": "tlsrpt@example.org",
+            "report-id": id,
+            "policies": policies
+        }
+    })
+}
+
+fn fnv(s: &str) -> u128 {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in s.bytes() {
+        h ^= b as u128;
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    h
+}
+
+pub struct Spool {
+    pub dir: PathBuf,
+}
+
+impl Spool {
+    pub fn new(parent: &Path, name: &str) -> Spool {
+        let dir = parent.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Spool { dir }
+    }
+
+    /// Appends a record to the day file of `received` (as tlsrpt-pipe would).
+    pub fn put(&self, rec: &Value) {
+        let received = tlsrpt_pipe::datetime::parse(rec["received-at"].as_str().unwrap())
+            .unwrap()
+            .0
+            .0;
+        self.append_raw(&day_name(received), format!("{rec}\n").as_bytes());
+    }
+
+    pub fn append_raw(&self, file: &str, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(file))
+            .unwrap();
+        f.write_all(bytes).unwrap();
+    }
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TLSRPT_SPOOL")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `summary --format json` and parses the document; asserts exit 0.
+pub fn summary_json(args: &[&str]) -> Value {
+    let mut a = vec!["summary", "--format", "json"];
+    a.extend_from_slice(args);
+    let o = run(&a);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+}
+
+pub fn domain<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["policy-domain"] == name)
+        .unwrap_or_else(|| panic!("no domain {name} in {doc:#}"))
+}
+
+/// A tiny deterministic generator (LCG), so generated histories are reproducible.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
