@@ -62,6 +62,31 @@ pub struct ResultStats {
     pub last_seen: i64,
 }
 
+/// A sending MTA address: an IP in 17 bytes without a heap string (a large spool has
+/// hundreds of thousands of domain × address pairs), or the text a sender wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IpKey {
+    Ip(std::net::IpAddr),
+    Text(Box<str>),
+}
+
+impl IpKey {
+    pub fn new(s: &str) -> IpKey {
+        s.parse()
+            .map(IpKey::Ip)
+            .unwrap_or_else(|_| IpKey::Text(s.into()))
+    }
+}
+
+impl std::fmt::Display for IpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpKey::Ip(ip) => ip.fmt(f),
+            IpKey::Text(t) => f.write_str(t),
+        }
+    }
+}
+
 /// Everything the views show about one policy domain in one window.
 #[derive(Debug, Default, Clone)]
 pub struct DomainStats {
@@ -71,7 +96,7 @@ pub struct DomainStats {
     pub result_types: BTreeMap<String, ResultStats>,
     pub receiving_mx: BTreeMap<String, u64>,
     pub receiving_ip: BTreeMap<String, u64>,
-    pub sending_ip: HashMap<String, u64>,
+    pub sending_ip: HashMap<IpKey, u64>,
     /// UTC day (of the report's start) → (successful, failed).
     pub daily: BTreeMap<i64, (u64, u64)>,
 }
@@ -180,7 +205,7 @@ impl Tally {
                     *d.receiving_ip.entry(ip.to_owned()).or_default() += n;
                 }
                 if let Some(ip) = fd.sending_mta_ip.as_deref() {
-                    *d.sending_ip.entry(ip.to_owned()).or_default() += n;
+                    *d.sending_ip.entry(IpKey::new(ip)).or_default() += n;
                 }
             }
             // Per policy type: each type's own figures, once per report and type.
@@ -198,6 +223,55 @@ impl Tally {
                     let rt = fd.result_type.as_deref().unwrap_or("(none)");
                     *ts.result_types.entry(rt.to_owned()).or_default() += fd.failed_session_count;
                 }
+            }
+        }
+    }
+
+    /// Adds another tally of disjoint reports (another reader's share) to this one.
+    pub fn merge(&mut self, other: Tally) {
+        fn add_map<K: Ord>(a: &mut BTreeMap<K, u64>, b: BTreeMap<K, u64>) {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+        }
+        fn add_s(a: &mut Sessions, b: &Sessions) {
+            a.reports += b.reports;
+            a.successful += b.successful;
+            a.failed += b.failed;
+        }
+        for (name, o) in other.domains {
+            let d = self.domains.entry(name).or_default();
+            add_s(&mut d.sessions, &o.sessions);
+            for (k, v) in o.organizations {
+                add_s(d.organizations.entry(k).or_default(), &v);
+            }
+            for (k, v) in o.policy_types {
+                let t = d.policy_types.entry(k).or_default();
+                add_s(&mut t.sessions, &v.sessions);
+                add_map(&mut t.result_types, v.result_types);
+            }
+            for (k, v) in o.result_types {
+                match d.result_types.get_mut(&k) {
+                    Some(r) => {
+                        r.failed += v.failed;
+                        r.reports += v.reports;
+                        r.first_seen = r.first_seen.min(v.first_seen);
+                        r.last_seen = r.last_seen.max(v.last_seen);
+                    }
+                    None => {
+                        d.result_types.insert(k, v);
+                    }
+                }
+            }
+            add_map(&mut d.receiving_mx, o.receiving_mx);
+            add_map(&mut d.receiving_ip, o.receiving_ip);
+            for (k, v) in o.sending_ip {
+                *d.sending_ip.entry(k).or_default() += v;
+            }
+            for (k, (s, f)) in o.daily {
+                let e = d.daily.entry(k).or_default();
+                e.0 += s;
+                e.1 += f;
             }
         }
     }
@@ -261,6 +335,16 @@ impl Summary {
             seen: HashSet::new(),
             duplicates: 0,
         }
+    }
+
+    /// Adds another reader's summary of a disjoint share of the reports.
+    pub fn merge(&mut self, other: Summary) {
+        self.current.merge(other.current);
+        self.previous.merge(other.previous);
+        self.unauthenticated.merge(other.unauthenticated);
+        self.unauthenticated_previous
+            .merge(other.unauthenticated_previous);
+        self.duplicates += other.duplicates;
     }
 
     /// Counts one record if its date range ends in the window or the previous one.

@@ -103,7 +103,15 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
             };
             render::table::render(&doc, colour)
         }
-        SummaryFormat::Json => render::json(&doc),
+        SummaryFormat::Json => {
+            return render::json(&doc, std::io::stdout().lock()).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    Ok(())
+                } else {
+                    Err(Failure::failed(format!("writing output: {e}")))
+                }
+            });
+        }
         SummaryFormat::Csv => render::csv::render(&doc),
         SummaryFormat::Html => render::html::render(&doc),
     };
@@ -145,7 +153,7 @@ fn export_cmd(a: ExportArgs) -> Result<(), Failure> {
         };
         readable += 1;
         for f in files.iter().filter(|f| f.day >= w.first_day_file()) {
-            spool::read_lines(f, 0, &mut skipped, |_, line| {
+            spool::read_lines(f, 0, spool::Share::ALL, &mut skipped, |_, line| {
                 let p = record::parse(line)?;
                 if write_error.is_none() {
                     if let Err(e) = ex.add(&p) {

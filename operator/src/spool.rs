@@ -63,6 +63,39 @@ pub fn day_files(spool: &Path) -> io::Result<Vec<DayFile>> {
     Ok(out)
 }
 
+/// Which lines a reader takes when several threads read the same files: line `l` goes
+/// to reader `owner(l) % of`, where the owner is read from the record's dedup key (the
+/// first 16 hex digits; lines without one go to reader 0). Every copy of a report has
+/// the same key, so each reader sees all copies of its reports and none of the others:
+/// duplicates are found without sharing state, and each reader keeps file order.
+#[derive(Debug, Clone, Copy)]
+pub struct Share {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Share {
+    pub const ALL: Share = Share { index: 0, of: 1 };
+
+    fn owns(&self, line: &[u8]) -> bool {
+        self.of <= 1 || key_prefix(line).map_or(0, |k| (k % self.of as u64) as usize) == self.index
+    }
+
+    /// File-level trouble (unreadable, torn tail) is reported by reader 0 only.
+    fn reports_files(&self) -> bool {
+        self.index == 0
+    }
+}
+
+/// The first 64 bits of the `"dedup-key"` near the start of a record line.
+fn key_prefix(line: &[u8]) -> Option<u64> {
+    const NEEDLE: &[u8] = b"\"dedup-key\":\"";
+    let head = &line[..line.len().min(512)];
+    let at = memchr::memmem::find(head, NEEDLE)? + NEEDLE.len();
+    let hex = std::str::from_utf8(line.get(at..at + 16)?).ok()?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
 /// Prints one warning line on stderr.
 pub fn warn(what: &str) {
     eprintln!("tlsrpt: warning: {what}");
@@ -76,6 +109,7 @@ pub fn warn(what: &str) {
 pub fn read_lines(
     file: &DayFile,
     offset: u64,
+    share: Share,
     skipped: &mut Skipped,
     mut f: impl FnMut(usize, &str) -> Result<(), Unusable>,
 ) -> u64 {
@@ -99,8 +133,10 @@ pub fn read_lines(
     let mut reader = match opened {
         Ok(fh) => BufReader::with_capacity(1 << 16, fh),
         Err(e) => {
-            warn(&format!("{shown}: cannot read: {e}"));
-            skipped.files += 1;
+            if share.reports_files() {
+                warn(&format!("{shown}: cannot read: {e}"));
+                skipped.files += 1;
+            }
             return offset;
         }
     };
@@ -117,26 +153,35 @@ pub fn read_lines(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
-                warn(&format!("{shown}: cannot read: {e}"));
-                skipped.files += 1;
+                if share.reports_files() {
+                    warn(&format!("{shown}: cannot read: {e}"));
+                    skipped.files += 1;
+                }
                 break;
             }
         };
         lineno += 1;
         if buf.last() != Some(&b'\n') {
             if n > MAX_LINE {
-                note(lineno, &"line longer than the limit", skipped);
+                if share.reports_files() {
+                    note(lineno, &"line longer than the limit", skipped);
+                }
                 // Skip the rest of this line.
                 let mut rest = Vec::new();
                 let _ = reader.read_until(b'\n', &mut rest);
                 pos += (n + rest.len()) as u64;
                 continue;
             }
-            note(lineno, &Unusable::Torn, skipped);
+            if share.reports_files() {
+                note(lineno, &Unusable::Torn, skipped);
+            }
             break;
         }
         pos += n as u64;
         let line = &buf[..buf.len() - 1];
+        if !share.owns(line) {
+            continue;
+        }
         match std::str::from_utf8(line) {
             Ok(s) if s.trim().is_empty() => {}
             Ok(s) => {
@@ -172,7 +217,7 @@ mod tests {
         let f = DayFile { path: p, day: 0 };
         let mut skipped = Skipped::default();
         let mut seen = Vec::new();
-        let end = read_lines(&f, 0, &mut skipped, |n, s| {
+        let end = read_lines(&f, 0, Share::ALL, &mut skipped, |n, s| {
             seen.push((n, s.to_owned()));
             if s == "b" {
                 Err(Unusable::NotARecord("b".into()))
@@ -183,5 +228,17 @@ mod tests {
         assert_eq!(seen, vec![(1, "a".into()), (4, "b".into())]);
         assert_eq!(skipped.lines, 3); // not UTF-8, rejected, torn
         assert_eq!(end, 7); // just past "b\n"; the torn tail is left for later
+    }
+
+    #[test]
+    fn shares_split_by_key_and_keep_copies_together() {
+        let line =
+            |k: &str| format!("{{\"version\":1,\"received-at\":\"x\",\"dedup-key\":\"{k}\"}}");
+        let a = line("0000000000000001ffff");
+        let b = line("0000000000000002ffff");
+        let shares = [Share { index: 0, of: 2 }, Share { index: 1, of: 2 }];
+        assert!(!shares[0].owns(a.as_bytes()) && shares[1].owns(a.as_bytes()));
+        assert!(shares[0].owns(b.as_bytes()) && !shares[1].owns(b.as_bytes()));
+        assert!(shares[0].owns(b"no key") && !shares[1].owns(b"no key"));
     }
 }

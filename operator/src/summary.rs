@@ -78,9 +78,26 @@ pub struct IpDoc {
     pub failed: u64,
 }
 
+/// A UTC day, kept as its start time (8 bytes, not a string: a year of 1,000 domains
+/// has 365,000 of them) and written as `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy)]
+pub struct Day(pub i64);
+
+impl Serialize for Day {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&utc_day(self.0))
+    }
+}
+
+impl std::fmt::Display for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&utc_day(self.0))
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct DayDoc {
-    pub day: String,
+    pub day: Day,
     #[serde(rename = "successful-sessions")]
     pub successful: u64,
     #[serde(rename = "failed-sessions")]
@@ -159,8 +176,12 @@ fn domain_doc(
     prev: Option<&DomainStats>,
     window: &Window,
 ) -> DomainDoc {
-    let mut ips: Vec<(&String, &u64)> = d.sending_ip.iter().collect();
-    ips.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut ips: Vec<(String, u64)> = d
+        .sending_ip
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    ips.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let p = prev.map(|p| p.sessions).unwrap_or_default();
     let cur = sessions_doc(&d.sessions);
     let pd = sessions_doc(&p);
@@ -170,7 +191,7 @@ fn domain_doc(
     while day < window.until {
         let (s, f) = d.daily.get(&day).copied().unwrap_or((0, 0));
         daily.push(DayDoc {
-            day: utc_day(day),
+            day: Day(day),
             successful: s,
             failed: f,
         });
@@ -229,10 +250,7 @@ fn domain_doc(
         sending_ips: ips
             .into_iter()
             .take(TOP_SENDING_IPS)
-            .map(|(ip, n)| IpDoc {
-                ip: ip.clone(),
-                failed: *n,
-            })
+            .map(|(ip, failed)| IpDoc { ip, failed })
             .collect(),
         daily,
         previous: PreviousDoc {
@@ -288,39 +306,75 @@ pub fn document(s: &Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
 #[derive(Debug)]
 pub struct NoSpool(pub String);
 
+/// Readers working in parallel: one per core, at most 4; `TLSRPT_READERS=N` overrides
+/// (the benchmark uses it to show one reader against several).
+fn readers() -> usize {
+    std::env::var("TLSRPT_READERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| (1..=64).contains(&n))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4)
+        })
+}
+
 /// Reads every spool for the window (and the one before it) into a [`Summary`].
-/// Fails only when no spool directory at all could be read.
+/// Fails only when no spool directory at all could be read. Several readers share the
+/// work by dedup key (see [`spool::Share`]); the result equals one reader's.
 pub fn collect(
     spools: &[PathBuf],
     window: Window,
     domains: Vec<String>,
     include_unauthenticated: bool,
 ) -> Result<(Summary, Skipped), NoSpool> {
-    let mut s = Summary::new(window, domains, include_unauthenticated);
-    let mut skipped = Skipped::default();
     let first = window.previous().first_day_file();
-    let mut readable = 0;
+    let mut files = Vec::new();
     let mut errors = Vec::new();
+    let mut readable = 0;
     for dir in spools {
-        let files = match spool::day_files(dir) {
-            Ok(f) => f,
+        match spool::day_files(dir) {
+            Ok(f) => {
+                readable += 1;
+                files.extend(f.into_iter().filter(|f| f.day >= first));
+            }
             Err(e) => {
                 spool::warn(&format!("{}: cannot read spool: {e}", dir.display()));
                 errors.push(format!("{}: {e}", dir.display()));
-                continue;
             }
-        };
-        readable += 1;
-        for f in files.iter().filter(|f| f.day >= first) {
-            spool::read_lines(f, 0, &mut skipped, |_, line| {
-                let p = record::parse(line)?;
-                s.add(&p);
-                Ok(())
-            });
         }
     }
     if readable == 0 {
         return Err(NoSpool(errors.join("; ")));
     }
-    Ok((s, skipped))
+    let n = readers();
+    let read_share = |share: spool::Share| {
+        let mut s = Summary::new(window, domains.clone(), include_unauthenticated);
+        let mut skipped = Skipped::default();
+        for f in &files {
+            spool::read_lines(f, 0, share, &mut skipped, |_, line| {
+                s.add(&record::parse(line)?);
+                Ok(())
+            });
+        }
+        (s, skipped)
+    };
+    let parts: Vec<(Summary, Skipped)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|index| scope.spawn(move || read_share(spool::Share { index, of: n })))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let (mut total, mut skipped) = parts.next().expect("at least one reader");
+    for (s, k) in parts {
+        total.merge(s);
+        skipped.lines += k.lines;
+        skipped.files += k.files;
+    }
+    Ok((total, skipped))
 }

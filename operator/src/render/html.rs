@@ -93,8 +93,8 @@ fn chart(days: &[DayDoc]) -> String {
             s,
             "<text x=\"0\" y=\"{0}\" font-size=\"11\" fill=\"#333\">{1}</text><text x=\"{w}\" y=\"{0}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{2}</text>",
             h + h2 + 25.0,
-            esc(&first.day),
-            esc(&last.day)
+            first.day,
+            last.day
         );
     }
     let _ = write!(
