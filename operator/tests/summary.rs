@@ -363,15 +363,13 @@ fn exit_statuses() {
     let missing = t.path().join("nope");
     let o = run(&["summary", "--spool", missing.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o)
-            .lines()
+    let err = stderr(&o);
+    assert!(
+        err.lines()
             .last()
             .unwrap()
             .starts_with("tlsrpt: no spool could be read"),
-        true,
-        "{}",
-        stderr(&o)
+        "{err}"
     );
     let o = run(&["summary", "--since", "yesterday"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
