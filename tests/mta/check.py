@@ -8,6 +8,8 @@
   check.py wrap-gzip FILE               a report message (stdout) holding FILE as +gzip
   check.py same-report SPOOL EML        the record for the report inside EML equals it
   check.py schema SPOOL SCHEMA          every record validates against the JSON schema
+  check.py digest MBOX SUMMARY_JSON     MBOX holds one digest message, multipart/alternative
+                                        (text + HTML), whose figures match the summary
 """
 import email, email.policy, gzip, json, pathlib, smtplib, sys
 
@@ -73,6 +75,32 @@ def main(argv):
             jsonschema.validate(r, schema)
         if not recs:
             sys.exit("no records")
+    elif cmd == "digest":
+        import mailbox
+        msgs = list(mailbox.mbox(argv[2]))
+        if len(msgs) != 1:
+            sys.exit(f"{len(msgs)} messages in {argv[2]}")
+        m = email.message_from_bytes(msgs[0].as_bytes(), policy=email.policy.default)
+        doc = json.loads(pathlib.Path(argv[3]).read_text())
+        if m.get_content_type() != "multipart/alternative":
+            sys.exit(f"content type {m.get_content_type()}")
+        if m["From"] != "tlsrpt-digest@example.com" or "root@example.com" not in m["To"]:
+            sys.exit(f"headers: From {m['From']} To {m['To']}")
+        parts = {p.get_content_type(): p.get_content() for p in m.iter_parts()}
+        if set(parts) != {"text/plain", "text/html"}:
+            sys.exit(f"parts {list(parts)}")
+        failed = sum(d["failed-sessions"] for d in doc["domains"])
+        if f"TLS report digest: {failed} failed sessions" not in m["Subject"]:
+            sys.exit(f"subject {m['Subject']!r}, expected {failed} failed")
+        if not doc["domains"]:
+            sys.exit("no domains in the summary")
+        for d in doc["domains"]:
+            ok, bad = d["successful-sessions"], d["failed-sessions"]
+            line = f"{d['policy-domain']}: {bad:,} failed of {ok + bad:,} sessions"
+            if line not in parts["text/plain"]:
+                sys.exit(f"text part lacks {line!r}:\n{parts['text/plain']}")
+            if d["policy-domain"] not in parts["text/html"] or f"{bad:,} failed" not in parts["text/html"]:
+                sys.exit(f"HTML part lacks {d['policy-domain']}")
     else:
         sys.exit(__doc__)
 

@@ -260,6 +260,22 @@ else
     fail "jsonschema missing from $VENV"
 fi
 
+log "tlsrpt summary --mail-to: the weekly digest through Postfix into a local mailbox"
+OP="$ROOT/target/release/tlsrpt"
+# Every report the suite stored so far, whatever its date, authenticated or not.
+DIGEST_ARGS="--spool $SPOOL --since 3650d --include-unauthenticated"
+# shellcheck disable=SC2086
+"$OP" summary $DIGEST_ARGS --format json > "$WORK/summary.json"
+check "summary json validates against schema/summary.schema.json" \
+    "$VENV/bin/python" -c "import json,jsonschema,sys; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))" \
+    "$WORK/summary.json" "$ROOT/schema/summary.schema.json"
+rm -f /var/mail/root
+# shellcheck disable=SC2086
+check "digest handed to sendmail" "$OP" summary $DIGEST_ARGS --mail-to root@example.com --mail-from tlsrpt-digest@example.com
+check "digest delivered to the mailbox" wait_for 30 test -s /var/mail/root
+check "digest: one well-formed message whose figures match the spool" \
+    "$VENV/bin/python" "$HERE/check.py" digest /var/mail/root "$WORK/summary.json"
+
 log "Postfix: /etc/aliases pipe via local(8)"
 postconf -e 'transport_maps ='
 fresh_spool nobody
