@@ -25,6 +25,11 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Flat rows (parsedmarc's CSV columns, or JSON Lines) for other tools.
     Export(ExportArgs),
+    /// Prometheus metrics for node_exporter's textfile collector (incremental).
+    Metrics(MetricsArgs),
+    /// A monitoring plugin (Nagios, Icinga): failure ratio, critical failures, silence.
+    /// Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Check(CheckArgs),
 }
 
 /// Spools and the report window, shared by the commands that read reports.
@@ -108,4 +113,72 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Spool directory to read (repeatable).
+    #[arg(long, env = "TLSRPT_SPOOL", value_name = "DIR", default_value = DEFAULT_SPOOL)]
+    pub spool: Vec<PathBuf>,
+
+    /// The .prom file to write (atomically), in node_exporter's textfile directory.
+    #[arg(long, value_name = "PATH")]
+    pub textfile: PathBuf,
+
+    /// State of the incremental runs (default: TEXTFILE.state).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+
+    /// Only this policy domain (repeatable).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Vec<String>,
+
+    /// Count reports without a trusted DKIM pass as well.
+    #[arg(long)]
+    pub include_unauthenticated: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Spool directory to read (repeatable).
+    #[arg(long, env = "TLSRPT_SPOOL", value_name = "DIR", default_value = DEFAULT_SPOOL)]
+    pub spool: Vec<PathBuf>,
+
+    /// Only this policy domain (repeatable); a domain without any report is a finding.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Vec<String>,
+
+    /// Window judged: reports whose date-range ends after WHEN.
+    #[arg(long, value_name = "WHEN", default_value = "2d")]
+    pub since: String,
+
+    /// Failure ratio (percent) range for WARNING.
+    #[arg(
+        short = 'w',
+        long = "warning",
+        value_name = "RANGE",
+        default_value = "1"
+    )]
+    pub warning: String,
+
+    /// Failure ratio (percent) range for CRITICAL.
+    #[arg(
+        short = 'c',
+        long = "critical",
+        value_name = "RANGE",
+        default_value = "5"
+    )]
+    pub critical: String,
+
+    /// Result type whose presence is CRITICAL (repeatable).
+    #[arg(long, value_name = "TYPE", default_value = "starttls-not-supported")]
+    pub critical_result_type: Vec<String>,
+
+    /// WARNING when a domain's latest report ended longer ago than this (36h, 3d).
+    #[arg(long, value_name = "DURATION")]
+    pub max_silence: Option<String>,
+
+    /// Count reports without a trusted DKIM pass as well.
+    #[arg(long)]
+    pub include_unauthenticated: bool,
 }

@@ -4,15 +4,132 @@
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{
-    Cli, ColorChoice, Command, ExportArgs, ExportFormat, Select, SummaryArgs, SummaryFormat,
+    CheckArgs, Cli, ColorChoice, Command, ExportArgs, ExportFormat, MetricsArgs, Select,
+    SummaryArgs, SummaryFormat,
 };
 use crate::window::{self, Window};
-use crate::{Failure, digest, export, record, render, spool, summary};
+use crate::{
+    Failure, aggregate, check, digest, export, metrics, record, render, silence, spool, summary,
+};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Summary(a) => summary_cmd(a),
         Command::Export(a) => export_cmd(a),
+        Command::Metrics(a) => metrics_cmd(a),
+        Command::Check(a) => check_cmd(a),
+    }
+}
+
+fn metrics_cmd(a: MetricsArgs) -> Result<(), Failure> {
+    let state = a.state.clone().unwrap_or_else(|| {
+        let mut s = a.textfile.as_os_str().to_owned();
+        s.push(".state");
+        s.into()
+    });
+    metrics::run(
+        &a.spool,
+        &a.textfile,
+        &state,
+        &a.domain,
+        a.include_unauthenticated,
+        now(),
+    )
+    .map(|_| ())
+    .map_err(Failure::failed)
+}
+
+/// Days of history the check reads besides its window, to judge silence.
+const CHECK_HISTORY: i64 = 30 * window::DAY;
+
+fn check_cmd(a: CheckArgs) -> Result<(), Failure> {
+    // Monitoring plugins report every trouble, bad arguments included, as UNKNOWN (3).
+    let unknown = |msg: String| Failure {
+        status: check::Status::Unknown as u8,
+        message: format!("TLSRPT UNKNOWN - {msg}"),
+    };
+    let now = now();
+    let since = window::parse_when(&a.since, now).map_err(|e| unknown(format!("--since {e}")))?;
+    if since >= now {
+        return Err(unknown(format!("--since {:?} is not in the past", a.since)));
+    }
+    let w = Window { since, until: now };
+    let warning = check::Range::parse(&a.warning).map_err(|e| unknown(format!("-w {e}")))?;
+    let critical = check::Range::parse(&a.critical).map_err(|e| unknown(format!("-c {e}")))?;
+    let max_silence = match &a.max_silence {
+        Some(d) => {
+            let is_duration = d.trim().ends_with(|c: char| c.is_ascii_alphabetic());
+            match window::parse_when(d, 0) {
+                Ok(t) if t < 0 && is_duration => Some(-t),
+                _ => {
+                    return Err(unknown(format!(
+                        "--max-silence {d:?}: not a duration (36h, 3d)"
+                    )));
+                }
+            }
+        }
+        None => None,
+    };
+    let domains: Vec<String> = a
+        .domain
+        .iter()
+        .map(|d| aggregate::domain_key(Some(d)))
+        .collect();
+    let horizon = (now - CHECK_HISTORY)
+        .min(w.previous().since)
+        .min(now - max_silence.unwrap_or(0) - 2 * window::DAY);
+    let mut s = aggregate::Summary::new(w, domains.clone(), a.include_unauthenticated);
+    let mut h = silence::History::default();
+    let mut skipped = spool::Skipped::default();
+    let mut errors = Vec::new();
+    let first_day = horizon.div_euclid(window::DAY) * window::DAY - window::DAY;
+    let readable = spool::each_record(&a.spool, first_day, &mut skipped, &mut errors, |p| {
+        s.add(p);
+        if p.record.authenticated() || a.include_unauthenticated {
+            let org = p
+                .record
+                .report
+                .organization_name
+                .as_deref()
+                .unwrap_or("(unknown)");
+            for (d, _) in aggregate::by_domain(&p.record.report) {
+                if domains.is_empty() || domains.contains(&d) {
+                    h.add(&d, org, p.start, p.end);
+                }
+            }
+        }
+    });
+    if readable < a.spool.len() {
+        // An unreadable spool hides reports: the check cannot decide.
+        return Err(unknown(format!("cannot read spool: {}", errors.join("; "))));
+    }
+    let v = check::judge(
+        &s,
+        &h,
+        &check::Params {
+            warning,
+            critical,
+            critical_types: &a.critical_result_type,
+            max_silence,
+            domains: &domains,
+            horizon_days: (now - horizon) / window::DAY,
+            now,
+        },
+    );
+    let mut out = v.output();
+    if skipped.lines > 0 || skipped.files > 0 {
+        out.push_str(&format!(
+            "note: {} spool lines skipped, {} day files unreadable\n",
+            skipped.lines, skipped.files
+        ));
+    }
+    write_stdout(&out)?;
+    match v.status {
+        check::Status::Ok => Ok(()),
+        st => Err(Failure {
+            status: st as u8,
+            message: String::new(),
+        }),
     }
 }
 

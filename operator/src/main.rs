@@ -7,12 +7,15 @@
 
 mod advice;
 mod aggregate;
+mod check;
 mod cli;
 mod commands;
 mod digest;
 mod export;
+mod metrics;
 mod record;
 mod render;
+mod silence;
 mod spool;
 mod summary;
 mod window;
@@ -44,13 +47,31 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // `tlsrpt check` is a monitoring plugin: bad arguments are UNKNOWN (3), with
+            // the plugin's first line; --help and --version are not errors.
+            let is_check = std::env::args().nth(1).as_deref() == Some("check");
+            if is_check && e.use_stderr() {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("bad arguments");
+                println!("TLSRPT UNKNOWN - {}", first.trim_start_matches("error: "));
+                return ExitCode::from(3);
+            }
+            e.exit();
+        }
+    };
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| commands::run(cli));
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(f)) => {
-            eprintln!("tlsrpt: {}", f.message);
+            if f.message.starts_with("TLSRPT ") {
+                println!("{}", f.message);
+            } else if !f.message.is_empty() {
+                eprintln!("tlsrpt: {}", f.message);
+            }
             ExitCode::from(f.status)
         }
         Err(p) => {
@@ -60,7 +81,9 @@ fn main() -> ExitCode {
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".into());
             eprintln!("tlsrpt: internal error: {what}");
-            ExitCode::from(1)
+            // A plugin that cannot decide is UNKNOWN.
+            let is_check = std::env::args().nth(1).as_deref() == Some("check");
+            ExitCode::from(if is_check { 3 } else { 1 })
         }
     }
 }

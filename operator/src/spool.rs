@@ -197,6 +197,38 @@ pub fn read_lines(
 
 use std::io::Read as _;
 
+/// Reads every record of the day files from `first_day` on, in every spool, in order
+/// (spools as given, files oldest first), handing each usable one to `f`. Returns how
+/// many spool directories could be listed; each one that could not is warned about and
+/// named in `errors`.
+pub fn each_record(
+    spools: &[std::path::PathBuf],
+    first_day: i64,
+    skipped: &mut Skipped,
+    errors: &mut Vec<String>,
+    mut f: impl FnMut(&crate::record::Parsed),
+) -> usize {
+    let mut readable = 0;
+    for dir in spools {
+        let files = match day_files(dir) {
+            Ok(files) => files,
+            Err(e) => {
+                warn(&format!("{}: cannot read spool: {e}", dir.display()));
+                errors.push(format!("{}: {e}", dir.display()));
+                continue;
+            }
+        };
+        readable += 1;
+        for file in files.iter().filter(|x| x.day >= first_day) {
+            read_lines(file, 0, Share::ALL, skipped, |_, line| {
+                f(&crate::record::parse(line)?);
+                Ok(())
+            });
+        }
+    }
+    readable
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

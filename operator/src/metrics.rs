@@ -1,0 +1,519 @@
+//! `tlsrpt metrics`: spools → Prometheus text exposition for node_exporter's textfile
+//! collector, incrementally.
+//!
+//! Guarantees:
+//! - The textfile is replaced atomically (a temporary file in the same directory,
+//!   fsynced, mode 0644, renamed over it): a scrape never sees half a file.
+//! - Incremental: a state file (`--state`, default `TEXTFILE.state`, beside the textfile;
+//!   node_exporter reads only `*.prom`) keeps the counters, how far each day file was
+//!   read (inode and offset), the dedup keys seen (`STATE.keys`, 16 bytes each) and each
+//!   reporter's recent history. A run reads only bytes appended since the last one; a
+//!   torn last line is left for the next run. A day file that shrank or was replaced, a
+//!   different set of spools, or a state that cannot be read makes a full recount.
+//! - Two runs at once (an overlapping cron job) are serialised by a lock on
+//!   `STATE.lock`; the state is written (keys first, then the state by rename) only
+//!   after the textfile, so a crash at any point leaves the previous state, and the next
+//!   run counts again from it: nothing counted twice, nothing lost.
+//! - Bounded cardinality: no label per sending IP, receiving IP or report id. Counters
+//!   come from reports with a trusted DKIM pass (`--include-unauthenticated` adds the
+//!   others); `tlsrpt_unauthenticated_reports_total` names only domains that also have
+//!   authenticated reports or were given with `--domain`, the rest are `(other)`, since
+//!   anyone can send a report naming any domain.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{by_domain, dedup_id, domain_key, representative};
+use crate::record::Parsed;
+use crate::silence::{self, History};
+use crate::spool::{self, Share, Skipped};
+
+const STATE_VERSION: u32 = 1;
+
+/// How far a day file was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub ino: u64,
+    pub offset: u64,
+}
+
+type PerDomain<T> = BTreeMap<String, T>;
+
+/// Everything a run needs from the last one.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub spools: Vec<String>,
+    pub files: BTreeMap<String, Mark>,
+    /// domain → organisation → reports.
+    pub reports: PerDomain<BTreeMap<String, u64>>,
+    /// domain → policy type → result → sessions (each type's own figures).
+    pub sessions: PerDomain<BTreeMap<String, BTreeMap<String, u64>>>,
+    /// domain → result → sessions, once per report and domain.
+    pub domain_sessions: PerDomain<BTreeMap<String, u64>>,
+    pub unauthenticated: PerDomain<u64>,
+    pub last_received: PerDomain<i64>,
+    pub history: History,
+    pub skipped_lines: u64,
+    /// Number of dedup keys in `STATE.keys` that belong to this state.
+    pub keys: u64,
+    #[serde(skip)]
+    pub seen: HashSet<u128>,
+    /// The keys in file order (as loaded, then the new ones appended).
+    #[serde(skip)]
+    pub key_order: Vec<u128>,
+}
+
+/// Adds one record to the counters (the caller has checked it is new).
+fn count(st: &mut State, p: &Parsed, include_unauthenticated: bool, domains: &[String]) {
+    let r = &p.record;
+    let counted = r.authenticated() || include_unauthenticated;
+    let org = r.report.organization_name.as_deref().unwrap_or("(unknown)");
+    let received = r
+        .received_at
+        .as_deref()
+        .and_then(tlsrpt_pipe::datetime::parse)
+        .map(|(t, _)| t.0);
+    for (domain, policies) in by_domain(&r.report) {
+        if !domains.is_empty() && !domains.contains(&domain) {
+            continue;
+        }
+        if !counted {
+            *st.unauthenticated.entry(domain).or_default() += 1;
+            continue;
+        }
+        *st.reports
+            .entry(domain.clone())
+            .or_default()
+            .entry(org.to_owned())
+            .or_default() += 1;
+        if let Some(t) = received {
+            let e = st.last_received.entry(domain.clone()).or_insert(t);
+            *e = (*e).max(t);
+        }
+        st.history.add(&domain, org, p.start, p.end);
+        let results = |pol: &crate::record::PolicyResult| {
+            let mut m: Vec<(String, u64)> = vec![("successful".into(), pol.summary.successful)];
+            let mut detailed = 0u64;
+            for fd in &pol.failure_details {
+                let t = fd.result_type.as_deref().unwrap_or("(none)");
+                m.push((t.to_owned(), fd.failed_session_count));
+                detailed = detailed.saturating_add(fd.failed_session_count);
+            }
+            // Failed sessions the sender gave no detail row for.
+            if pol.summary.failed > detailed {
+                m.push(("unspecified-failure".into(), pol.summary.failed - detailed));
+            }
+            m
+        };
+        let ds = st.domain_sessions.entry(domain.clone()).or_default();
+        for (res, n) in results(representative(&policies)) {
+            *ds.entry(res).or_default() += n;
+        }
+        for pol in &policies {
+            let ty = pol
+                .policy
+                .policy_type
+                .as_deref()
+                .unwrap_or("(none)")
+                .to_owned();
+            let m = st
+                .sessions
+                .entry(domain.clone())
+                .or_default()
+                .entry(ty)
+                .or_default();
+            for (res, n) in results(pol) {
+                *m.entry(res).or_default() += n;
+            }
+        }
+    }
+}
+
+fn state_paths(state: &Path) -> (PathBuf, PathBuf) {
+    let s = state.as_os_str().to_owned();
+    let mut keys = s.clone();
+    keys.push(".keys");
+    let mut lock = s;
+    lock.push(".lock");
+    (PathBuf::from(keys), PathBuf::from(lock))
+}
+
+/// Loads the state (without its keys: see [`load_keys`]); `None` (recount from scratch)
+/// when missing, unreadable, or of another version or set of spools.
+fn load(state: &Path, spools: &[String]) -> Option<State> {
+    let text = std::fs::read(state).ok()?;
+    let st: State = serde_json::from_slice(&text).ok()?;
+    (st.version == STATE_VERSION && st.spools == spools).then_some(st)
+}
+
+/// Loads the dedup keys, needed only when there is something new to read; `None` when
+/// the keys file does not hold the state's keys (then everything is counted again).
+fn load_keys(state: &Path, st: &mut State) -> Option<()> {
+    let (keys_path, _) = state_paths(state);
+    let mut raw = Vec::new();
+    File::open(keys_path).ok()?.read_to_end(&mut raw).ok()?;
+    let want = usize::try_from(st.keys).ok()?.checked_mul(16)?;
+    if raw.len() < want {
+        return None;
+    }
+    st.key_order = raw[..want]
+        .chunks_exact(16)
+        .map(|c| u128::from_le_bytes(c.try_into().expect("16 bytes")))
+        .collect();
+    st.seen = st.key_order.iter().copied().collect();
+    Some(())
+}
+
+/// Writes `data` to `path` atomically: temporary file beside it, fsync, mode, rename.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("no file name"))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable once the directory is.
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes the keys file (when it gained keys) and then the state.
+fn save(state: &Path, st: &State, new_keys: bool) -> io::Result<()> {
+    let (keys_path, _) = state_paths(state);
+    if new_keys {
+        let mut raw = Vec::with_capacity(st.key_order.len() * 16);
+        for k in &st.key_order {
+            raw.extend_from_slice(&k.to_le_bytes());
+        }
+        write_atomic(&keys_path, &raw, 0o644)?;
+    }
+    let json = serde_json::to_vec(st).map_err(io::Error::other)?;
+    write_atomic(state, &json, 0o644)
+}
+
+/// Escapes a label value (exposition format: `\`, `"`, newline).
+pub fn label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c if c.is_control() => s.push(' '),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// The exposition text for a state.
+pub fn render(st: &State, quarantined: u64, now: i64, domains: &[String]) -> String {
+    let mut o = String::new();
+    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    head(
+        &mut o,
+        "tlsrpt_reports_total",
+        "counter",
+        "TLS reports with a trusted DKIM pass, by policy domain and reporting organisation.",
+    );
+    for (d, orgs) in &st.reports {
+        for (org, n) in orgs {
+            let _ = writeln!(
+                o,
+                "tlsrpt_reports_total{{policy_domain=\"{}\",organization=\"{}\"}} {n}",
+                label(d),
+                label(org)
+            );
+        }
+    }
+    head(
+        &mut o,
+        "tlsrpt_sessions_total",
+        "counter",
+        "Sessions by policy domain, policy type and result (successful, a result type, or unspecified-failure); each policy type's own figures: do not sum over policy_type.",
+    );
+    for (d, types) in &st.sessions {
+        for (t, results) in types {
+            for (r, n) in results {
+                let _ = writeln!(
+                    o,
+                    "tlsrpt_sessions_total{{policy_domain=\"{}\",policy_type=\"{}\",result=\"{}\"}} {n}",
+                    label(d),
+                    label(t),
+                    label(r)
+                );
+            }
+        }
+    }
+    head(
+        &mut o,
+        "tlsrpt_domain_sessions_total",
+        "counter",
+        "Sessions by policy domain and result, counted once per report and domain (a session reported under sts and tlsa counts once).",
+    );
+    for (d, results) in &st.domain_sessions {
+        for (r, n) in results {
+            let _ = writeln!(
+                o,
+                "tlsrpt_domain_sessions_total{{policy_domain=\"{}\",result=\"{}\"}} {n}",
+                label(d),
+                label(r)
+            );
+        }
+    }
+    head(
+        &mut o,
+        "tlsrpt_last_report_timestamp_seconds",
+        "gauge",
+        "End of the date range of the latest report, by policy domain and reporting organisation.",
+    );
+    for (d, orgs) in &st.history.reporters {
+        for (org, r) in orgs {
+            let _ = writeln!(
+                o,
+                "tlsrpt_last_report_timestamp_seconds{{policy_domain=\"{}\",organization=\"{}\"}} {}",
+                label(d),
+                label(org),
+                r.last_end
+            );
+        }
+    }
+    head(
+        &mut o,
+        "tlsrpt_reporter_interval_seconds",
+        "gauge",
+        "Learned report interval of a regular reporter (absent for irregular ones); silent when time() - last_report > interval + 129600.",
+    );
+    for (d, orgs) in &st.history.reporters {
+        for (org, r) in orgs {
+            if let Some(iv) = silence::interval(r) {
+                let _ = writeln!(
+                    o,
+                    "tlsrpt_reporter_interval_seconds{{policy_domain=\"{}\",organization=\"{}\"}} {iv}",
+                    label(d),
+                    label(org)
+                );
+            }
+        }
+    }
+    head(
+        &mut o,
+        "tlsrpt_last_received_timestamp_seconds",
+        "gauge",
+        "Time the latest authenticated report for the policy domain was received.",
+    );
+    for (d, t) in &st.last_received {
+        let _ = writeln!(
+            o,
+            "tlsrpt_last_received_timestamp_seconds{{policy_domain=\"{}\"}} {t}",
+            label(d)
+        );
+    }
+    head(
+        &mut o,
+        "tlsrpt_unauthenticated_reports_total",
+        "counter",
+        "Reports without a trusted DKIM pass (not counted above); domains with no authenticated report are (other).",
+    );
+    let mut unauth: BTreeMap<&str, u64> = BTreeMap::new();
+    for (d, n) in &st.unauthenticated {
+        let known = st.reports.contains_key(d) || domains.contains(d);
+        *unauth
+            .entry(if known { d.as_str() } else { "(other)" })
+            .or_default() += n;
+    }
+    for (d, n) in unauth {
+        let _ = writeln!(
+            o,
+            "tlsrpt_unauthenticated_reports_total{{policy_domain=\"{}\"}} {n}",
+            label(d)
+        );
+    }
+    head(
+        &mut o,
+        "tlsrpt_quarantined_total",
+        "counter",
+        "Messages in the spools' quarantine (reports that could not be read).",
+    );
+    let _ = writeln!(o, "tlsrpt_quarantined_total {quarantined}");
+    head(
+        &mut o,
+        "tlsrpt_skipped_lines_total",
+        "counter",
+        "Spool lines that were not records.",
+    );
+    let _ = writeln!(o, "tlsrpt_skipped_lines_total {}", st.skipped_lines);
+    head(
+        &mut o,
+        "tlsrpt_metrics_last_run_timestamp_seconds",
+        "gauge",
+        "Time of the last successful run of tlsrpt metrics.",
+    );
+    let _ = writeln!(o, "tlsrpt_metrics_last_run_timestamp_seconds {now}");
+    o
+}
+
+/// Quarantined messages in all spools.
+fn quarantined(spools: &[PathBuf]) -> u64 {
+    spools
+        .iter()
+        .map(|s| {
+            std::fs::read_dir(s.join("quarantine")).map_or(0, |rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count() as u64
+            })
+        })
+        .sum()
+}
+
+/// What a run did, for the tests and the benchmark.
+#[derive(Debug, Default)]
+pub struct RunInfo {
+    pub bytes_read: u64,
+    pub recounted: bool,
+}
+
+/// One run: load state, read what is new, write the textfile, then the state.
+pub fn run(
+    spools: &[PathBuf],
+    textfile: &Path,
+    state_path: &Path,
+    domains: &[String],
+    include_unauthenticated: bool,
+    now: i64,
+) -> Result<RunInfo, String> {
+    let names: Vec<String> = spools.iter().map(|p| p.display().to_string()).collect();
+    let domains: Vec<String> = domains.iter().map(|d| domain_key(Some(d))).collect();
+    let (_, lock_path) = state_paths(state_path);
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("{}: lock: {e}", lock_path.display()))?;
+
+    let mut info = RunInfo::default();
+    let mut st = load(state_path, &names).unwrap_or_default();
+    let mut new_keys = 0usize;
+    // Each day file: where to continue, or a reason to count everything again.
+    let mut plan = Vec::new();
+    let mut readable = 0;
+    for dir in spools {
+        match spool::day_files(dir) {
+            Ok(files) => {
+                readable += 1;
+                for f in files {
+                    let Ok(meta) = std::fs::metadata(&f.path) else {
+                        continue;
+                    };
+                    let key = f.path.display().to_string();
+                    let from = match st.files.get(&key) {
+                        Some(m) if m.ino == meta.ino() && m.offset <= meta.len() => m.offset,
+                        Some(_) => {
+                            info.recounted = true;
+                            0
+                        }
+                        None => 0,
+                    };
+                    plan.push((f, meta.ino(), meta.len(), from));
+                }
+            }
+            Err(e) => spool::warn(&format!("{}: cannot read spool: {e}", dir.display())),
+        }
+    }
+    if readable == 0 {
+        return Err("no spool could be read".into());
+    }
+    let anything_new = plan.iter().any(|p| p.3 < p.2);
+    if !info.recounted
+        && st.version == STATE_VERSION
+        && anything_new
+        && load_keys(state_path, &mut st).is_none()
+    {
+        info.recounted = true;
+    }
+    if info.recounted || st.version != STATE_VERSION {
+        st = State::default();
+        for p in &mut plan {
+            p.3 = 0;
+        }
+    }
+    st.version = STATE_VERSION;
+    st.spools = names;
+    let mut skipped = Skipped::default();
+    for (f, ino, len, from) in &plan {
+        if *from >= *len {
+            continue;
+        }
+        let end = spool::read_lines(f, *from, Share::ALL, &mut skipped, |_, line| {
+            let p = crate::record::parse(line)?;
+            let id = dedup_id(p.record.dedup_key.as_deref(), &p.record.report);
+            if st.seen.insert(id) {
+                st.key_order.push(id);
+                new_keys += 1;
+                count(&mut st, &p, include_unauthenticated, &domains);
+            }
+            Ok(())
+        });
+        info.bytes_read += end - from;
+        st.files.insert(
+            f.path.display().to_string(),
+            Mark {
+                ino: *ino,
+                offset: end,
+            },
+        );
+    }
+    st.skipped_lines += skipped.lines;
+    let text = render(&st, quarantined(spools), now, &domains);
+    write_atomic(textfile, text.as_bytes(), 0o644)
+        .map_err(|e| format!("{}: {e}", textfile.display()))?;
+    // Nothing read: the state on disk is still right (only the run time changed).
+    if info.bytes_read > 0 || info.recounted || st.keys != st.key_order.len() as u64 {
+        st.keys = st.key_order.len() as u64;
+        save(state_path, &st, new_keys > 0 || info.recounted)
+            .map_err(|e| format!("{}: {e}", state_path.display()))?;
+    }
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd\te"), "a\\\"b\\\\c\\nd e");
+    }
+}
