@@ -78,11 +78,27 @@ def main():
             cmds[f"DuckDB read_json + unnest, {days}d"] = (
                 [py, "-c", f"import duckdb; duckdb.sql('''{sql}''').fetchall()"], None)
 
+    # metrics: a first run (no state) and an incremental run with nothing new; check.
+    prom = os.path.join(OUT, "prom")
+    os.makedirs(prom, exist_ok=True)
+    textfile = os.path.join(prom, "tlsrpt.prom")
+
+    def fresh_metrics():
+        for f in os.listdir(prom):
+            os.remove(os.path.join(prom, f))
+        return [BIN, "metrics", "--spool", spool, "--textfile", textfile]
+
+    cmds["tlsrpt metrics, first run"] = (fresh_metrics, None)
+    cmds["tlsrpt metrics, incremental, nothing new"] = (
+        [BIN, "metrics", "--spool", spool, "--textfile", textfile], None)
+    cmds["tlsrpt check (2 days judged, 30 of history)"] = (
+        ["sh", "-c", f"{BIN} check --spool {spool} -w 100 -c 100 >/dev/null; test $? -le 2"], None)
+
     results = {k: [] for k in cmds}
     rss = {}
     for _ in range(ROUNDS):
         for name, (argv, env) in cmds.items():
-            dt, kib = peak_rss_and_time(argv, env)
+            dt, kib = peak_rss_and_time(argv() if callable(argv) else argv, env)
             results[name].append(dt)
             rss[name] = max(rss.get(name, 0), kib)
     lines = [f"Spool: {RECORDS:,} records, {size / 1e6:.0f} MB of JSON Lines; {ROUNDS} interleaved rounds, "
