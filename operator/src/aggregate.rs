@@ -291,10 +291,10 @@ impl Tally {
 /// A dedup key as 128 bits: the first half of the SHA-256 hex the delivery stores, or a
 /// hash of organisation and report id for a record without one.
 pub fn dedup_id(key: Option<&str>, report: &Report) -> u128 {
-    if let Some(k) = key.filter(|k| k.len() >= 32) {
-        if let Ok(v) = u128::from_str_radix(&k[..32], 16) {
-            return v;
-        }
+    if let Some(k) = key.filter(|k| k.len() >= 32)
+        && let Ok(v) = u128::from_str_radix(&k[..32], 16)
+    {
+        return v;
     }
     // FNV-1a, 128-bit: stable across runs, no dependency.
     let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;

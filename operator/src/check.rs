@@ -221,8 +221,8 @@ pub fn judge(s: &Summary, h: &History, p: &Params) -> Verdict {
                 ),
             )),
             Some(last) => {
-                if let Some(max) = p.max_silence {
-                    if p.now - last > max {
+                if let Some(max) = p.max_silence
+                    && p.now - last > max {
                         findings.push((
                             Status::Warning,
                             format!(
@@ -232,7 +232,6 @@ pub fn judge(s: &Summary, h: &History, p: &Params) -> Verdict {
                             ),
                         ));
                     }
-                }
             }
         }
     }

@@ -30,6 +30,9 @@ pub enum Command {
     /// A monitoring plugin (Nagios, Icinga): failure ratio, critical failures, silence.
     /// Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(CheckArgs),
+    /// Is the _smtp._tls TXT record of a domain right, and does it send reports here?
+    /// Exit 0 valid, 1 warnings, 2 errors, 3 the lookup failed.
+    CheckRecord(CheckRecordArgs),
 }
 
 /// Spools and the report window, shared by the commands that read reports.
@@ -181,4 +184,42 @@ pub struct CheckArgs {
     /// Count reports without a trusted DKIM pass as well.
     #[arg(long)]
     pub include_unauthenticated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckRecordArgs {
+    /// Domains whose _smtp._tls.DOMAIN TXT record to check.
+    #[arg(value_name = "DOMAIN", required_unless_present = "record")]
+    pub domains: Vec<String>,
+
+    /// Check this record text instead of looking anything up.
+    #[arg(long, value_name = "TXT", conflicts_with_all = ["domains", "mx", "nameserver"])]
+    pub record: Option<String>,
+
+    /// Say whether the record sends reports to this URI (repeatable), e.g.
+    /// mailto:tls-reports@example.com.
+    #[arg(long, value_name = "URI")]
+    pub expect_rua: Vec<String>,
+
+    /// Ask this name server (IP or IP:PORT) instead of the system resolver.
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub nameserver: Option<String>,
+
+    /// Also check _smtp._tls.<MX host> for each MX host (DANE's policy domain).
+    #[arg(long)]
+    pub mx: bool,
+
+    /// Seconds to wait for each DNS answer.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub timeout: u64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RecordFormat,
 }

@@ -8,6 +8,7 @@
 mod advice;
 mod aggregate;
 mod check;
+mod check_record;
 mod cli;
 mod commands;
 mod digest;
@@ -18,6 +19,7 @@ mod render;
 mod silence;
 mod spool;
 mod summary;
+mod txt_record;
 mod window;
 
 use std::process::ExitCode;
@@ -50,9 +52,13 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            // `tlsrpt check` is a monitoring plugin: bad arguments are UNKNOWN (3), with
-            // the plugin's first line; --help and --version are not errors.
-            let is_check = std::env::args().nth(1).as_deref() == Some("check");
+            // `tlsrpt check` and `check-record` follow the monitoring-plugins codes: bad
+            // arguments are UNKNOWN (3), with a plugin's first line; --help and --version
+            // are not errors.
+            let is_check = matches!(
+                std::env::args().nth(1).as_deref(),
+                Some("check" | "check-record")
+            );
             if is_check && e.use_stderr() {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or("bad arguments");
@@ -82,7 +88,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| "panic".into());
             eprintln!("tlsrpt: internal error: {what}");
             // A plugin that cannot decide is UNKNOWN.
-            let is_check = std::env::args().nth(1).as_deref() == Some("check");
+            let is_check = matches!(
+                std::env::args().nth(1).as_deref(),
+                Some("check" | "check-record")
+            );
             ExitCode::from(if is_check { 3 } else { 1 })
         }
     }

@@ -109,15 +109,15 @@ pub fn silent(h: &History, now: i64) -> Vec<Silent> {
     let mut out = Vec::new();
     for (domain, orgs) in &h.reporters {
         for (org, r) in orgs {
-            if let Some(iv) = interval(r) {
-                if now > r.last_end + iv + SLACK {
-                    out.push(Silent {
-                        domain: domain.clone(),
-                        organization: org.clone(),
-                        last_end: r.last_end,
-                        interval: iv,
-                    });
-                }
+            if let Some(iv) = interval(r)
+                && now > r.last_end + iv + SLACK
+            {
+                out.push(Silent {
+                    domain: domain.clone(),
+                    organization: org.clone(),
+                    last_end: r.last_end,
+                    interval: iv,
+                });
             }
         }
     }

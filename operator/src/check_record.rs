@@ -1,0 +1,495 @@
+//! `tlsrpt check-record`: is the TLSRPT record of a domain right, and does it send the
+//! reports here?
+//!
+//! DNS goes through hickory-resolver (async) on a current-thread tokio runtime that
+//! lives only inside this command; nothing of it is linked into tlsrpt-pipe. Answers are
+//! untrusted input: record text is shown escaped, never interpreted beyond the grammar.
+//!
+//! Exit status, monitoring-plugins style: 0 valid, 1 warnings only, 2 errors (no usable
+//! record included), 3 a lookup itself failed (SERVFAIL, timeout, refused: not "no
+//! record").
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use serde::Serialize;
+
+use crate::txt_record::{self, Finding, Severity, finding};
+
+/// Names where people publish the record by mistake, tried when `_smtp._tls` has none.
+const LOOK_ALIKES: &[&str] = &[
+    "_smtp.",
+    "_tls.",
+    "_smtp-tlsrpt.",
+    "_tlsrpt.",
+    "_smtp_tls.",
+    "smtp._tls.",
+    "_smtp.tls.",
+    "",
+];
+
+/// Longest answer text kept per record (a TXT RRset can be large).
+const MAX_RECORD: usize = 4096;
+
+/// What one name's check found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The domain asked about (for `--mx`, the MX host).
+    pub domain: String,
+    /// The name looked up (`_smtp._tls.DOMAIN`), or `(record)` offline.
+    pub name: String,
+    /// The TXT records found there, strings joined.
+    pub records: Vec<String>,
+    /// The report URIs senders would use.
+    pub rua: Vec<String>,
+    pub findings: Vec<Finding>,
+    #[serde(rename = "lookup-failed")]
+    pub lookup_failed: bool,
+}
+
+impl Entry {
+    fn new(domain: &str, name: &str) -> Entry {
+        Entry {
+            domain: domain.to_owned(),
+            name: name.to_owned(),
+            records: Vec::new(),
+            rua: Vec::new(),
+            findings: Vec::new(),
+            lookup_failed: false,
+        }
+    }
+}
+
+/// The exit status for a set of entries.
+pub fn status(entries: &[Entry]) -> u8 {
+    if entries.iter().any(|e| e.lookup_failed) {
+        return 3;
+    }
+    match entries
+        .iter()
+        .flat_map(|e| &e.findings)
+        .map(|f| f.severity)
+        .max()
+    {
+        Some(Severity::Error) => 2,
+        Some(Severity::Warning) => 1,
+        _ => 0,
+    }
+}
+
+/// One TXT lookup's outcome.
+enum Txt {
+    Records {
+        txts: Vec<(String, usize, u32)>,
+        cname: Option<String>,
+    },
+    NxDomain,
+    NoData,
+    Failed(String),
+}
+
+pub struct Dns {
+    rt: tokio::runtime::Runtime,
+    resolver: TokioResolver,
+}
+
+impl Dns {
+    /// The system resolver (/etc/resolv.conf), or one name server.
+    pub fn new(nameserver: Option<SocketAddr>, timeout: Duration) -> Result<Dns, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        let builder = match nameserver {
+            Some(addr) => {
+                let conn = |mut c: ConnectionConfig| {
+                    c.port = addr.port();
+                    c
+                };
+                let ns = NameServerConfig::new(
+                    addr.ip(),
+                    true,
+                    vec![conn(ConnectionConfig::udp()), conn(ConnectionConfig::tcp())],
+                );
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![ns]),
+                    TokioRuntimeProvider::default(),
+                )
+            }
+            None => TokioResolver::builder_tokio()
+                .map_err(|e| format!("system resolver configuration: {e}"))?,
+        };
+        let mut builder = builder;
+        let o = builder.options_mut();
+        o.timeout = timeout;
+        o.attempts = 2;
+        o.cache_size = 0;
+        o.ndots = 0;
+        let resolver = {
+            let _guard = rt.enter();
+            builder.build().map_err(|e| format!("resolver: {e}"))?
+        };
+        Ok(Dns { rt, resolver })
+    }
+
+    fn txt(&self, name: &str) -> Txt {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let r = self
+            .rt
+            .block_on(self.resolver.lookup(fqdn.as_str(), RecordType::TXT));
+        match r {
+            Ok(lookup) => {
+                let mut txts = Vec::new();
+                let mut cname = None;
+                for rec in lookup.answers() {
+                    match &rec.data {
+                        RData::TXT(t) => {
+                            let mut s = String::new();
+                            for part in t.txt_data.iter() {
+                                s.push_str(&String::from_utf8_lossy(part));
+                            }
+                            s.truncate(MAX_RECORD);
+                            txts.push((s, t.txt_data.len(), rec.ttl));
+                        }
+                        RData::CNAME(c) => {
+                            cname = Some(c.0.to_string().trim_end_matches('.').to_owned())
+                        }
+                        _ => {}
+                    }
+                }
+                if txts.is_empty() {
+                    Txt::NoData
+                } else {
+                    Txt::Records { txts, cname }
+                }
+            }
+            Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
+                if nr.response_code == ResponseCode::NXDomain {
+                    Txt::NxDomain
+                } else {
+                    Txt::NoData
+                }
+            }
+            Err(e) => Txt::Failed(e.to_string()),
+        }
+    }
+
+    fn mx(&self, domain: &str) -> Result<Vec<String>, String> {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        match self
+            .rt
+            .block_on(self.resolver.lookup(fqdn.as_str(), RecordType::MX))
+        {
+            Ok(l) => {
+                let mut hosts: Vec<(u16, String)> = l
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => Some((
+                            mx.preference,
+                            mx.exchange
+                                .to_string()
+                                .trim_end_matches('.')
+                                .to_ascii_lowercase(),
+                        )),
+                        _ => None,
+                    })
+                    .filter(|(_, h)| !h.is_empty())
+                    .collect();
+                hosts.sort();
+                hosts.dedup_by(|a, b| a.1 == b.1);
+                Ok(hosts.into_iter().map(|(_, h)| h).collect())
+            }
+            Err(NetError::Dns(DnsError::NoRecordsFound(_))) => Ok(Vec::new()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn shown(s: &str) -> String {
+    let mut t: String = s
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if t.chars().count() > 200 {
+        t = t.chars().take(199).collect::<String>() + "…";
+    }
+    format!("{t:?}")
+}
+
+/// Applies the expected report URIs to an entry.
+pub fn expect(e: &mut Entry, expected: &[String]) {
+    for want in expected {
+        let w = txt_record::normalise_uri(want);
+        if e.rua.iter().any(|u| txt_record::normalise_uri(u) == w) {
+            e.findings.push(finding(
+                "expected-rua-present",
+                Severity::Info,
+                format!("reports are sent to {want}"),
+            ));
+        } else if let Some(u) = e
+            .rua
+            .iter()
+            .find(|u| txt_record::normalise_uri(u).eq_ignore_ascii_case(&w))
+        {
+            e.findings.push(finding(
+                "expected-rua-case",
+                Severity::Warning,
+                format!("reports go to {u}, which differs from {want} only in the case of the local part: most mail servers deliver both to one mailbox, RFC 5321 lets them differ"),
+            ));
+        } else if e.rua.is_empty() {
+            e.findings.push(finding(
+                "expected-rua-missing",
+                Severity::Error,
+                format!("no usable record, so no reports reach {want}"),
+            ));
+        } else {
+            e.findings.push(finding(
+                "expected-rua-missing",
+                Severity::Error,
+                format!(
+                    "reports go to {}, not to {want}: add it to rua",
+                    e.rua.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+/// The offline check of one record text.
+pub fn offline(txt: &str, expected: &[String]) -> Entry {
+    let mut e = Entry::new("", "(record)");
+    e.records.push(txt.to_owned());
+    let c = txt_record::check(txt);
+    e.rua = c.rua;
+    e.findings = c.findings;
+    expect(&mut e, expected);
+    e
+}
+
+/// Checks `_smtp._tls.DOMAIN`. `is_mx`: the domain is an MX host (DANE's policy domain),
+/// where a missing record is a warning rather than an error.
+pub fn check_domain(dns: &Dns, domain: &str, expected: &[String], is_mx: bool) -> Entry {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = format!("_smtp._tls.{domain}");
+    let mut e = Entry::new(&domain, &name);
+    let missing = |e: &mut Entry, code: &'static str, why: String| {
+        let (sev, msg) = if is_mx {
+            (
+                Severity::Warning,
+                format!(
+                    "{why}: DANE senders send reports about this MX to {name}; publish a TLSRPT record there too (it may use the same rua)"
+                ),
+            )
+        } else {
+            (Severity::Error, why)
+        };
+        e.findings.push(finding(code, sev, msg));
+    };
+    match dns.txt(&name) {
+        Txt::Failed(why) => {
+            e.lookup_failed = true;
+            e.findings.push(finding(
+                "lookup-failed",
+                Severity::Error,
+                format!("the lookup of {name} TXT failed ({why}): this says nothing about the record; check the domain's name servers"),
+            ));
+            return e;
+        }
+        Txt::NxDomain => missing(
+            &mut e,
+            "no-record-nxdomain",
+            format!(
+                "{name} does not exist (NXDOMAIN): publish {name}. TXT \"v=TLSRPTv1; rua=mailto:tls-reports@{domain}\""
+            ),
+        ),
+        Txt::NoData => missing(
+            &mut e,
+            "no-record-nodata",
+            format!(
+                "{name} exists but has no TXT record (only other types, or names below it): add the TXT record \"v=TLSRPTv1; rua=mailto:tls-reports@{domain}\""
+            ),
+        ),
+        Txt::Records { txts, cname } => {
+            if let Some(target) = cname {
+                e.findings.push(finding(
+                    "cname",
+                    Severity::Info,
+                    format!("{name} is an alias (CNAME) of {target}; senders follow it"),
+                ));
+            }
+            let (tlsrpt, other): (Vec<_>, Vec<_>) = txts
+                .into_iter()
+                .partition(|(t, _, _)| txt_record::looks_like_tlsrpt(t));
+            for (t, _, _) in &other {
+                // Was it answered through a wildcard?
+                let probe = format!("tlsrpt-wildcard-probe-7d3f.{domain}");
+                let wild = matches!(dns.txt(&probe), Txt::Records { ref txts, .. } if txts.iter().any(|(p, _, _)| p == t));
+                let how = if wild {
+                    format!(", answered through a wildcard (*.{domain})")
+                } else {
+                    String::new()
+                };
+                let sev = if tlsrpt.is_empty() {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
+                e.findings.push(finding(
+                    "unrelated-txt",
+                    sev,
+                    format!(
+                        "an unrelated TXT record at {name}{how}: {}; senders ignore it",
+                        shown(t)
+                    ),
+                ));
+            }
+            let selected = tlsrpt
+                .iter()
+                .filter(|(t, _, _)| txt_record::selected_by_senders(t))
+                .count();
+            if tlsrpt.is_empty() {
+                missing(
+                    &mut e,
+                    "no-tlsrpt-record",
+                    format!(
+                        "no TLSRPT record at {name}: publish one beginning with \"v=TLSRPTv1;\""
+                    ),
+                );
+            } else if selected > 1 {
+                e.findings.push(finding(
+                    "multiple-records",
+                    Severity::Error,
+                    format!("{selected} TLSRPT records at {name}: senders then treat the domain as having none; delete one"),
+                ));
+            }
+            for (t, strings, ttl) in &tlsrpt {
+                e.records.push(t.clone());
+                if *strings > 1 {
+                    e.findings.push(finding(
+                        "multi-string",
+                        Severity::Info,
+                        format!(
+                            "the record is {strings} strings, joined without separators into {}",
+                            shown(t)
+                        ),
+                    ));
+                }
+                if *ttl < 3600 {
+                    e.findings.push(finding(
+                        "short-ttl",
+                        Severity::Info,
+                        format!("TTL {ttl} s: RFC 8460 §7 encourages a long TTL (or DNSSEC) against spoofed records"),
+                    ));
+                }
+                let c = txt_record::check(t);
+                e.findings.extend(c.findings);
+                if selected == 1 && txt_record::selected_by_senders(t) {
+                    e.rua = c.rua;
+                }
+            }
+            if selected > 1 {
+                e.rua.clear();
+            }
+        }
+    }
+    if e.records.is_empty() && !is_mx {
+        // Published at the wrong name?
+        for prefix in LOOK_ALIKES {
+            let n = format!("{prefix}{domain}");
+            if let Txt::Records { txts, .. } = dns.txt(&n)
+                && txts
+                    .iter()
+                    .any(|(t, _, _)| txt_record::looks_like_tlsrpt(t))
+            {
+                e.findings.push(finding(
+                        "record-at-wrong-name",
+                        Severity::Error,
+                        format!("a TLSRPT record is published at {n}, but senders look only at {name}: move it there"),
+                    ));
+            }
+        }
+    }
+    expect(&mut e, expected);
+    e
+}
+
+/// `DOMAIN` and, with `--mx`, each of its MX hosts.
+pub fn check_with_mx(dns: &Dns, domain: &str, expected: &[String], mx: bool) -> Vec<Entry> {
+    let mut out = vec![check_domain(dns, domain, expected, false)];
+    if mx {
+        match dns.mx(domain) {
+            Ok(hosts) if hosts.is_empty() => {
+                out[0].findings.push(finding(
+                    "no-mx",
+                    Severity::Info,
+                    "no MX records: nothing to check for DANE",
+                ));
+            }
+            Ok(hosts) => {
+                for h in hosts {
+                    out.push(check_domain(dns, &h, expected, true));
+                }
+            }
+            Err(why) => {
+                let mut e = Entry::new(domain, &format!("{domain} MX"));
+                e.lookup_failed = true;
+                e.findings.push(finding(
+                    "lookup-failed",
+                    Severity::Error,
+                    format!("the MX lookup of {domain} failed ({why})"),
+                ));
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// Parses `IP` or `IP:PORT` (`[v6]:port` for IPv6).
+pub fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{s:?}: not IP or IP:PORT"))
+}
+
+/// The text report.
+pub fn text(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        match e.records.as_slice() {
+            [] => out.push_str(&format!("{}: no TLSRPT record\n", e.name)),
+            recs => {
+                for r in recs {
+                    out.push_str(&format!("{}: {}\n", e.name, shown(r)));
+                }
+            }
+        }
+        let mut fs: Vec<&Finding> = e.findings.iter().collect();
+        fs.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        for f in fs {
+            out.push_str(&format!("  {}: {}\n", f.severity.label(), f.message));
+        }
+        if !e.rua.is_empty() && !e.findings.iter().any(|f| f.severity == Severity::Error) {
+            out.push_str(&format!("  ok: reports go to {}\n", e.rua.join(", ")));
+        }
+    }
+    out
+}
+
+/// The JSON report.
+pub fn json(entries: &[Entry]) -> String {
+    let doc = serde_json::json!({ "status": status(entries), "entries": entries });
+    let mut s = serde_json::to_string_pretty(&doc).expect("plain data");
+    s.push('\n');
+    s
+}
