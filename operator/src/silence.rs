@@ -10,8 +10,9 @@
 //! - The history is the set of UTC days on which the reporter's reports start, within
 //!   [`HISTORY_DAYS`] before its latest report.
 //! - A reporter is **regular** when that history holds at least [`MIN_REPORTS`] reports
-//!   and the gaps between consecutive report days are steady: the longest gap is at most
-//!   twice the median gap, and the median gap is at most [`MAX_INTERVAL_DAYS`] days. Its
+//!   and the gaps between consecutive report days are steady: every gap lies between half
+//!   and twice the (lower) median gap, and the median gap is at most
+//!   [`MAX_INTERVAL_DAYS`] days. Its
 //!   **interval** is the longest gap seen (1 day for a daily reporter, 2 for one that
 //!   sends every other day).
 //! - A regular reporter is **silent** when more than its interval plus [`SLACK`] has
@@ -90,9 +91,12 @@ pub fn interval(r: &Reporter) -> Option<i64> {
     }
     let mut gaps: Vec<i64> = days.windows(2).map(|w| w[1] - w[0]).collect();
     gaps.sort_unstable();
-    let median = gaps[gaps.len() / 2];
-    let longest = *gaps.last()?;
-    (median <= MAX_INTERVAL_DAYS && longest <= 2 * median).then_some(longest * DAY)
+    // The lower median, so that a few long gaps cannot make an irregular sender look
+    // regular; steady means every gap within a factor of two of it.
+    let median = gaps[(gaps.len() - 1) / 2];
+    let (shortest, longest) = (gaps[0], *gaps.last()?);
+    let steady = longest <= 2 * median && 2 * shortest >= median;
+    (median <= MAX_INTERVAL_DAYS && steady).then_some(longest * DAY)
 }
 
 /// One silent reporter.
@@ -166,6 +170,11 @@ mod tests {
         let h = reporter(&[0, 1, 5, 6, 13, 20, 21]);
         assert_eq!(interval(&h.reporters["example.com"]["Org"]), None);
         assert!(silent(&h, T + 400 * DAY).is_empty());
+        let h = reporter(&[0, 6, 13, 18, 19]);
+        assert_eq!(interval(&h.reporters["example.com"]["Org"]), None);
+        // A daily sender that skips a day now and then (no traffic) is still daily-ish.
+        let h = reporter(&[0, 1, 2, 4, 5, 6, 7]);
+        assert_eq!(interval(&h.reporters["example.com"]["Org"]), Some(2 * DAY));
         // Too few reports to know.
         let h = reporter(&[0, 1, 2]);
         assert!(silent(&h, T + 400 * DAY).is_empty());
