@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_SPOOL: &str = "/var/spool/tlsrpt";
+pub const DEFAULT_DB: &str = "sqlite:///var/lib/tlsrpt/tlsrpt.db";
 
 /// The operator's view of SMTP TLS Reports (RFC 8460) stored by tlsrpt-pipe.
 ///
@@ -25,6 +26,9 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Flat rows (parsedmarc's CSV columns, or JSON Lines) for other tools.
     Export(ExportArgs),
+    /// Load new records into a database (SQLite, or PostgreSQL), parsedmarc's schema.
+    /// Exit 75 when the database cannot be reached (try again later).
+    Load(LoadArgs),
     /// Prometheus metrics for node_exporter's textfile collector (incremental).
     Metrics(MetricsArgs),
     /// A monitoring plugin (Nagios, Icinga): failure ratio, critical failures, silence.
@@ -96,6 +100,10 @@ pub struct SummaryArgs {
     /// From address of the digest (also passed to sendmail -f).
     #[arg(long, value_name = "ADDR", requires = "mail_to")]
     pub mail_from: Option<String>,
+
+    /// Read the reports from this database (filled by `tlsrpt load`) instead of spools.
+    #[arg(long, value_name = "URL", env = "TLSRPT_DB")]
+    pub db: Option<String>,
 
     /// The sendmail program the digest is handed to.
     #[arg(long, value_name = "PATH", default_value = crate::digest::DEFAULT_SENDMAIL, requires = "mail_to")]
@@ -222,4 +230,19 @@ pub struct CheckRecordArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: RecordFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Spool directory to read (repeatable: the spools of several MX hosts).
+    #[arg(long, env = "TLSRPT_SPOOL", value_name = "DIR", default_value = DEFAULT_SPOOL)]
+    pub spool: Vec<PathBuf>,
+
+    /// sqlite:///path/file.db, postgresql://user@host:port/db, or libpq key=value.
+    #[arg(long, value_name = "URL", env = "TLSRPT_DB", default_value = DEFAULT_DB)]
+    pub db: String,
+
+    /// Say what was loaded (one line on stdout).
+    #[arg(short, long)]
+    pub verbose: bool,
 }

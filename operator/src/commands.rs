@@ -4,13 +4,13 @@
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{
-    CheckArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs, ExportFormat, MetricsArgs,
-    RecordFormat, Select, SummaryArgs, SummaryFormat,
+    CheckArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs, ExportFormat, LoadArgs,
+    MetricsArgs, RecordFormat, Select, SummaryArgs, SummaryFormat,
 };
 use crate::window::{self, Window};
 use crate::{
-    Failure, aggregate, check, check_record, digest, export, metrics, record, render, silence,
-    spool, summary,
+    Failure, aggregate, check, check_record, digest, export, load, metrics, record, render,
+    silence, spool, summary,
 };
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -20,7 +20,31 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Metrics(a) => metrics_cmd(a),
         Command::Check(a) => check_cmd(a),
         Command::CheckRecord(a) => check_record_cmd(a),
+        Command::Load(a) => load_cmd(a),
     }
+}
+
+/// EX_TEMPFAIL: the database could not be reached; the next run catches up.
+const TEMPFAIL: u8 = 75;
+
+fn load_cmd(a: LoadArgs) -> Result<(), Failure> {
+    let map = |e: load::LoadError| match e {
+        load::LoadError::Database(m) => Failure {
+            status: TEMPFAIL,
+            message: m,
+        },
+        load::LoadError::NoSpool(m) => Failure::failed(format!("no spool could be read: {m}")),
+        load::LoadError::Usage(m) => Failure::usage(format!("--db {m}")),
+    };
+    let mut store = load::open(&a.db).map_err(map)?;
+    let l = load::load(store.as_mut(), &a.spool).map_err(map)?;
+    if a.verbose {
+        write_stdout(&format!(
+            "loaded {} new reports ({} already stored) from {} day files, {} bytes; {} lines skipped\n",
+            l.inserted, l.already, l.files_read, l.bytes_read, l.skipped_lines
+        ))?;
+    }
+    Ok(())
 }
 
 fn check_record_cmd(a: CheckRecordArgs) -> Result<(), Failure> {
@@ -227,14 +251,47 @@ fn rfc5322(t: i64) -> String {
 fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
     let now = now();
     let w = window_of(&a.select, now)?;
-    let (s, skipped) = summary::collect(
-        &a.select.spool,
-        w,
-        a.select.domain.clone(),
-        a.select.include_unauthenticated,
-    )
-    .map_err(|e| Failure::failed(format!("no spool could be read: {}", e.0)))?;
-    let doc = summary::document(&s, skipped, &a.select.spool);
+    let (s, skipped, sources) = match &a.db {
+        None => {
+            let (s, k) = summary::collect(
+                &a.select.spool,
+                w,
+                a.select.domain.clone(),
+                a.select.include_unauthenticated,
+            )
+            .map_err(|e| Failure::failed(format!("no spool could be read: {}", e.0)))?;
+            (s, k, a.select.spool.clone())
+        }
+        Some(db) => {
+            let fail = |m: String| Failure {
+                status: TEMPFAIL,
+                message: m,
+            };
+            let mut store = load::open(db).map_err(|e| match e {
+                load::LoadError::Database(m) => fail(m),
+                load::LoadError::NoSpool(m) | load::LoadError::Usage(m) => {
+                    Failure::usage(format!("--db {m}"))
+                }
+            })?;
+            let mut s = aggregate::Summary::new(
+                w,
+                a.select.domain.clone(),
+                a.select.include_unauthenticated,
+            );
+            let mut skipped = spool::Skipped::default();
+            store
+                .records_since(
+                    &window::rfc3339(w.previous().since),
+                    &mut |json| match record::parse(json) {
+                        Ok(p) => s.add(&p),
+                        Err(_) => skipped.lines += 1,
+                    },
+                )
+                .map_err(fail)?;
+            (s, skipped, vec![std::path::PathBuf::from(db)])
+        }
+    };
+    let doc = summary::document(&s, skipped, &sources);
     if !a.mail_to.is_empty() {
         let boundary = format!("tlsrpt-digest-{}-{now}", std::process::id());
         let msg = digest::message(

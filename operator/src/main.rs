@@ -13,6 +13,7 @@ mod cli;
 mod commands;
 mod digest;
 mod export;
+mod load;
 mod metrics;
 mod record;
 mod render;

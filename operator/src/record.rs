@@ -37,6 +37,9 @@ pub struct Record<'a> {
     pub dedup_key: Str<'a>,
     #[serde(borrow, default)]
     pub authentication: Authentication<'a>,
+    /// Kept as written (only `load` stores it).
+    #[serde(borrow, default)]
+    pub warnings: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     pub report: Report<'a>,
 }

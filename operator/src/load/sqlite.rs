@@ -1,0 +1,316 @@
+//! The SQLite store: one file, no server. WAL journal with `synchronous=NORMAL`: a
+//! crash of the process never loses a commit, and a power loss can lose only the last
+//! commits, rows and checkpoint together, so the next run loads them again (the spool
+//! is the durable copy; the database is derived from it). Foreign keys on, and a 60 s
+//! busy timeout so a second load waits for the first one's file transaction.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{ReportRows, SCHEMA_VERSION, Store};
+
+/// Forward migrations; entry `i` takes a database from version `i` to `i + 1`.
+/// Version 1 is parsedmarc's tables (nearest SQLite types) plus ours; version 2 adds
+/// indexes and the once-per-report-and-domain view.
+pub const MIGRATIONS: [&str; 2] = [
+    r#"
+CREATE TABLE IF NOT EXISTS smtp_tls_report (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    organization_name TEXT NOT NULL,
+    begin_date TEXT NOT NULL,
+    end_date TEXT NOT NULL,
+    contact_info TEXT,
+    report_id TEXT NOT NULL,
+    UNIQUE (organization_name, report_id, begin_date, end_date));
+CREATE TABLE IF NOT EXISTS smtp_tls_policy (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    report_id INTEGER REFERENCES smtp_tls_report(id) ON DELETE CASCADE,
+    policy_domain TEXT,
+    policy_type TEXT,
+    policy_strings TEXT,
+    mx_host_patterns TEXT,
+    successful_session_count INTEGER,
+    failed_session_count INTEGER);
+CREATE TABLE IF NOT EXISTS smtp_tls_failure_detail (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy_id INTEGER REFERENCES smtp_tls_policy(id) ON DELETE CASCADE,
+    result_type TEXT,
+    failed_session_count INTEGER,
+    sending_mta_ip TEXT,
+    receiving_ip TEXT,
+    receiving_mx_hostname TEXT,
+    receiving_mx_helo TEXT,
+    additional_info_uri TEXT,
+    failure_reason_code TEXT);
+CREATE TABLE tlsrpt_report_meta (
+    report_pk INTEGER PRIMARY KEY REFERENCES smtp_tls_report(id) ON DELETE CASCADE,
+    dedup_key TEXT NOT NULL UNIQUE,
+    received_at TEXT,
+    source_spool TEXT,
+    dkim_verdict TEXT,
+    warnings TEXT,
+    record TEXT NOT NULL);
+CREATE TABLE tlsrpt_checkpoint (
+    spool TEXT NOT NULL,
+    file TEXT NOT NULL,
+    inode INTEGER NOT NULL,
+    read_to INTEGER NOT NULL,
+    PRIMARY KEY (spool, file));
+"#,
+    r#"
+CREATE INDEX IF NOT EXISTS smtp_tls_policy_report_id ON smtp_tls_policy(report_id);
+CREATE INDEX IF NOT EXISTS smtp_tls_failure_detail_policy_id ON smtp_tls_failure_detail(policy_id);
+CREATE INDEX IF NOT EXISTS smtp_tls_report_end_date ON smtp_tls_report(end_date);
+CREATE VIEW tlsrpt_domain_report AS
+SELECT * FROM (
+    SELECT r.id AS report_pk, r.organization_name, r.begin_date, r.end_date,
+           lower(rtrim(p.policy_domain, '.')) AS policy_domain, p.id AS policy_pk,
+           p.policy_type, p.successful_session_count, p.failed_session_count,
+           ROW_NUMBER() OVER (
+               PARTITION BY r.id, lower(rtrim(p.policy_domain, '.'))
+               ORDER BY p.successful_session_count + p.failed_session_count DESC,
+                        p.failed_session_count DESC, p.id) AS rn
+    FROM smtp_tls_report r JOIN smtp_tls_policy p ON p.report_id = r.id) AS t
+WHERE rn = 1;
+"#,
+];
+
+pub struct Sqlite {
+    conn: Connection,
+}
+
+fn e(x: rusqlite::Error) -> String {
+    format!("sqlite: {x}")
+}
+
+fn json_array(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings")
+}
+
+impl Sqlite {
+    pub fn open(path: &Path) -> Result<Sqlite, String> {
+        let conn = Connection::open(path).map_err(|x| format!("{}: {x}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(60)).map_err(e)?;
+        // Switching a new database to WAL takes an exclusive lock, and SQLite does not
+        // call the busy handler for it: two loads creating one database at once retry.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match conn.execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;",
+            ) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(x) => return Err(e(x)),
+            }
+        }
+        Ok(Sqlite { conn })
+    }
+}
+
+/// The schema version a run migrates to (`TLSRPT_SCHEMA_TARGET`, for the migration
+/// test, may ask for an older one).
+pub fn target_version() -> i64 {
+    std::env::var("TLSRPT_SCHEMA_TARGET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| (1..=SCHEMA_VERSION).contains(v))
+        .unwrap_or(SCHEMA_VERSION)
+}
+
+impl Store for Sqlite {
+    fn migrate(&mut self) -> Result<(), String> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(e)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS tlsrpt_schema_version (version INTEGER NOT NULL);",
+        )
+        .map_err(e)?;
+        let v: i64 = tx
+            .query_row(
+                "SELECT coalesce(max(version), 0) FROM tlsrpt_schema_version",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        if v > SCHEMA_VERSION {
+            return Err(format!(
+                "database schema version {v} is newer than {SCHEMA_VERSION}: upgrade tlsrpt"
+            ));
+        }
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(target_version() as usize)
+            .skip(v as usize)
+        {
+            tx.execute_batch(sql)
+                .map_err(|x| format!("sqlite: migration to version {}: {x}", i + 1))?;
+            tx.execute("DELETE FROM tlsrpt_schema_version", [])
+                .map_err(e)?;
+            tx.execute(
+                "INSERT INTO tlsrpt_schema_version (version) VALUES (?1)",
+                params![i as i64 + 1],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+
+    fn checkpoints(&mut self, spool: &str) -> Result<HashMap<String, (u64, u64)>, String> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT file, inode, read_to FROM tlsrpt_checkpoint WHERE spool = ?1")
+            .map_err(e)?;
+        let rows = st
+            .query_map(params![spool], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64),
+                ))
+            })
+            .map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    fn begin(&mut self) -> Result<(), String> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(e)
+    }
+
+    fn checkpoint(&mut self, spool: &str, file: &str) -> Result<Option<(u64, u64)>, String> {
+        self.conn
+            .prepare_cached(
+                "SELECT inode, read_to FROM tlsrpt_checkpoint WHERE spool = ?1 AND file = ?2",
+            )
+            .map_err(e)?
+            .query_row(params![spool, file], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+            .map_err(e)
+    }
+
+    fn insert(&mut self, r: &ReportRows) -> Result<bool, String> {
+        let c = &self.conn;
+        let known: Option<i64> = c
+            .prepare_cached("SELECT 1 FROM tlsrpt_report_meta WHERE dedup_key = ?1")
+            .map_err(e)?
+            .query_row(params![r.dedup_key], |x| x.get(0))
+            .optional()
+            .map_err(e)?;
+        if known.is_some() {
+            return Ok(false);
+        }
+        let id: Option<i64> = c
+            .prepare_cached(
+                "INSERT INTO smtp_tls_report (organization_name, begin_date, end_date, contact_info, report_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .map_err(e)?
+            .query_row(params![r.organization_name, r.begin_date, r.end_date, r.contact_info, r.report_id], |x| x.get(0))
+            .optional()
+            .map_err(e)?;
+        let Some(id) = id else {
+            return Ok(false); // stored already (by parsedmarc's key)
+        };
+        for p in &r.policies {
+            let pid: i64 = c
+                .prepare_cached(
+                    "INSERT INTO smtp_tls_policy (report_id, policy_domain, policy_type, policy_strings, mx_host_patterns,
+                     successful_session_count, failed_session_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                )
+                .map_err(e)?
+                .query_row(
+                    params![
+                        id,
+                        p.policy_domain,
+                        p.policy_type,
+                        json_array(&p.policy_strings),
+                        json_array(&p.mx_host_patterns),
+                        p.successful_session_count,
+                        p.failed_session_count
+                    ],
+                    |x| x.get(0),
+                )
+                .map_err(e)?;
+            for d in &p.details {
+                c.prepare_cached(
+                    "INSERT INTO smtp_tls_failure_detail (policy_id, result_type, failed_session_count, sending_mta_ip,
+                     receiving_ip, receiving_mx_hostname, receiving_mx_helo, additional_info_uri, failure_reason_code)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(e)?
+                .execute(params![
+                    pid,
+                    d.result_type,
+                    d.failed_session_count,
+                    d.sending_mta_ip,
+                    d.receiving_ip,
+                    d.receiving_mx_hostname,
+                    d.receiving_mx_helo,
+                    d.additional_info_uri,
+                    d.failure_reason_code
+                ])
+                .map_err(e)?;
+            }
+        }
+        c.prepare_cached(
+            "INSERT INTO tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict, warnings, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(e)?
+        .execute(params![id, r.dedup_key, r.received_at, r.source_spool, r.dkim_verdict, r.warnings, r.record])
+        .map_err(e)?;
+        Ok(true)
+    }
+
+    fn set_checkpoint(
+        &mut self,
+        spool: &str,
+        file: &str,
+        inode: u64,
+        offset: u64,
+    ) -> Result<(), String> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO tlsrpt_checkpoint (spool, file, inode, read_to) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (spool, file) DO UPDATE SET inode = excluded.inode, read_to = excluded.read_to",
+            )
+            .map_err(e)?
+            .execute(params![spool, file, inode as i64, offset as i64])
+            .map_err(e)?;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        self.conn.execute_batch("COMMIT").map_err(e)
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> Result<(), String> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT m.record FROM tlsrpt_report_meta m JOIN smtp_tls_report r ON r.id = m.report_pk
+                 WHERE r.end_date > ?1 ORDER BY m.report_pk",
+            )
+            .map_err(e)?;
+        let mut rows = st.query(params![after]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let s: String = row.get(0).map_err(e)?;
+            f(&s);
+        }
+        Ok(())
+    }
+}

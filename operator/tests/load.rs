@@ -1,0 +1,666 @@
+//! `tlsrpt load` into a real SQLite file and a real PostgreSQL server (a cluster this
+//! test makes with initdb in a temporary directory, as an unprivileged user, on its own
+//! socket and port, and removes): idempotence, overlapping spools, a torn line, SIGKILL
+//! mid-load, two loads at once, the database down then up, hostile strings, a migration
+//! from the first schema version, and `summary --db` against `summary` on the spool.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// A spool pair with overlap, unauthenticated and sts+tlsa reports: (spools, unique
+/// report count).
+fn history(t: &Path, n: usize) -> (Spool, Spool, usize) {
+    let a = Spool::new(t, "mx1");
+    let b = Spool::new(t, "mx2");
+    let mut rng = Rng(7);
+    for i in 0..n {
+        let start = T0 + (i as i64 % 20) * DAY;
+        let dual = i % 4 == 0;
+        let d = format!("d{}.example", i % 9);
+        let failed = rng.below(5);
+        let details = if failed > 0 {
+            vec![detail(
+                "certificate-expired",
+                failed,
+                "203.0.113.7",
+                "mx1.example.com",
+            )]
+        } else {
+            vec![]
+        };
+        let mut pols = vec![policy(
+            "sts",
+            &d,
+            100 + rng.below(100),
+            failed,
+            details.clone(),
+        )];
+        if dual {
+            pols.push(policy("tlsa", &d, 100, failed, details));
+        }
+        let rec = record(
+            if dual {
+                "Microsoft Corporation"
+            } else {
+                "Google Inc."
+            },
+            &format!("r-{i}"),
+            start,
+            start + DAY + 3600,
+            i % 7 != 0,
+            pols,
+        );
+        match i % 3 {
+            0 => a.put(&rec),
+            1 => b.put(&rec),
+            _ => {
+                a.put(&rec);
+                b.put(&rec);
+            }
+        }
+    }
+    (a, b, n)
+}
+
+fn load(db: &str, spools: &[&Path]) -> std::process::Output {
+    let mut c = Command::new(BIN);
+    c.args(["load", "-v", "--db", db]);
+    for s in spools {
+        c.arg("--spool").arg(s);
+    }
+    c.env_remove("TLSRPT_DB")
+        .env_remove("TLSRPT_SPOOL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok_load(db: &str, spools: &[&Path]) -> String {
+    let o = load(db, spools);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+fn sqlite_count(path: &Path, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn summary_domains(args: &[&str]) -> Value {
+    let mut a = vec![
+        "--since",
+        "2026-02-01",
+        "--until",
+        "2026-04-01",
+        "--include-unauthenticated",
+    ];
+    a.extend_from_slice(args);
+    let mut doc = summary_json(&a);
+    // Everything but where the figures came from.
+    doc.as_object_mut().unwrap().remove("spools");
+    doc
+}
+
+#[test]
+fn sqlite_idempotent_incremental_and_same_figures_as_the_spool() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, n) = history(t.path(), 300);
+    let db_path = t.path().join("tlsrpt.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let out = ok_load(&db, &[&a.dir, &b.dir]);
+    assert!(out.contains(&format!("loaded {n} new reports")), "{out}");
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_report"),
+        n as i64
+    );
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM tlsrpt_report_meta"),
+        n as i64
+    );
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_policy"),
+        375
+    );
+    // parsedmarc leaves these empty; we fill them from the RFC fields.
+    assert_eq!(
+        sqlite_count(
+            &db_path,
+            "SELECT count(*) FROM smtp_tls_policy WHERE mx_host_patterns = '[\"mx1.example.net\"]'"
+        ),
+        375
+    );
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT max(version) FROM tlsrpt_schema_version"),
+        2
+    );
+    // Nothing new: nothing read.
+    let out = ok_load(&db, &[&a.dir, &b.dir]);
+    assert!(
+        out.contains("loaded 0 new reports (0 already stored) from 0 day files"),
+        "{out}"
+    );
+    // The view counts sts+tlsa once per report and domain.
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM tlsrpt_domain_report"),
+        n as i64
+    );
+
+    // A torn last line is left for the next run, then loaded once.
+    let rec = format!(
+        "{}\n",
+        record(
+            "Late Org",
+            "late-1",
+            T0,
+            T0 + 30 * DAY,
+            true,
+            vec![policy("sts", "d1.example", 5, 0, vec![])]
+        )
+    );
+    let (head, tail) = rec.split_at(rec.len() / 2);
+    a.append_raw(&day_name(T0 + 30 * DAY), head.as_bytes());
+    let out = ok_load(&db, &[&a.dir, &b.dir]);
+    assert!(out.contains("loaded 0 new reports"), "{out}");
+    a.append_raw(&day_name(T0 + 30 * DAY), tail.as_bytes());
+    let out = ok_load(&db, &[&a.dir, &b.dir]);
+    assert!(out.contains("loaded 1 new reports"), "{out}");
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_report"),
+        n as i64 + 1
+    );
+
+    // summary --db gives the figures summary gives over the spools.
+    let from_spool = summary_domains(&[
+        "--spool",
+        a.dir.to_str().unwrap(),
+        "--spool",
+        b.dir.to_str().unwrap(),
+    ]);
+    let from_db = summary_domains(&["--db", &db]);
+    assert_eq!(from_spool["domains"], from_db["domains"]);
+    assert_eq!(from_spool["domains"].as_array().unwrap().len(), 9);
+}
+
+#[test]
+fn sqlite_hostile_strings_load_as_data() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Spool::new(t.path(), "a");
+    let long = "x".repeat(10_000);
+    let mut d = detail(
+        "certificate-expired",
+        3,
+        "not an ip'); DROP TABLE smtp_tls_report;--",
+        "mx\\1\"'.example",
+    );
+    d["receiving-ip"] = Value::String("2001:db8::25".into());
+    d["failure-reason-code"] = Value::String(format!("nul\u{0}byte {long}"));
+    let rec = record(
+        "O'Reilly \"Mail\" \\ Org\u{0}",
+        "id'; --",
+        T0,
+        T0 + DAY,
+        true,
+        vec![policy("sts", "hostile.example", 1, 3, vec![d])],
+    );
+    s.put(&rec);
+    let db_path = t.path().join("h.db");
+    let db = format!("sqlite://{}", db_path.display());
+    ok_load(&db, &[&s.dir]);
+    let c = rusqlite::Connection::open(&db_path).unwrap();
+    let (org, sip, rip, code): (String, Option<String>, Option<String>, String) = c
+        .query_row("SELECT r.organization_name, f.sending_mta_ip, f.receiving_ip, f.failure_reason_code FROM smtp_tls_report r JOIN smtp_tls_policy p ON p.report_id = r.id JOIN smtp_tls_failure_detail f ON f.policy_id = p.id", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    assert_eq!(org, "O'Reilly \"Mail\" \\ Org\u{FFFD}");
+    assert_eq!(sip, None, "non-IP text in an IP column");
+    assert_eq!(rip.as_deref(), Some("2001:db8::25"));
+    assert!(code.starts_with("nul\u{FFFD}byte") && code.len() > 10_000);
+    let rec_json: String = c
+        .query_row("SELECT record FROM tlsrpt_report_meta", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        rec_json.contains("DROP TABLE"),
+        "the original stays in the record JSON"
+    );
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_report"),
+        1
+    );
+}
+
+#[test]
+fn sqlite_migrates_from_the_first_schema_version() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, n) = history(t.path(), 30);
+    let db_path = t.path().join("m.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let o = Command::new(BIN)
+        .args(["load", "--db", &db, "--spool"])
+        .arg(&a.dir)
+        .env("TLSRPT_SCHEMA_TARGET", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT max(version) FROM tlsrpt_schema_version"),
+        1
+    );
+    assert_eq!(
+        sqlite_count(
+            &db_path,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'tlsrpt_domain_report'"
+        ),
+        0
+    );
+    let before = sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_report");
+    ok_load(&db, &[&a.dir, &b.dir]);
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT max(version) FROM tlsrpt_schema_version"),
+        2
+    );
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM tlsrpt_domain_report"),
+        n as i64
+    );
+    assert!(before > 0 && before < n as i64);
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_report"),
+        n as i64
+    );
+}
+
+#[test]
+fn sqlite_sigkill_mid_load_and_concurrent_loads() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, n) = history(t.path(), 3000);
+    for (round, delay_ms) in [5u64, 20, 60, 120].into_iter().enumerate() {
+        let db_path = t.path().join(format!("k{round}.db"));
+        let db = format!("sqlite://{}", db_path.display());
+        let mut child = Command::new(BIN)
+            .args(["load", "--db", &db, "--spool"])
+            .arg(&a.dir)
+            .arg("--spool")
+            .arg(&b.dir)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        ok_load(&db, &[&a.dir, &b.dir]);
+        assert_eq!(
+            sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_report"),
+            n as i64,
+            "after a kill at {delay_ms} ms"
+        );
+        assert_eq!(
+            sqlite_count(&db_path, "SELECT count(*) FROM tlsrpt_report_meta"),
+            n as i64
+        );
+        assert_eq!(
+            sqlite_count(
+                &db_path,
+                "SELECT count(*) FROM smtp_tls_policy p WHERE NOT EXISTS (SELECT 1 FROM smtp_tls_report r WHERE r.id = p.report_id)"
+            ),
+            0
+        );
+    }
+    // Two loads at once.
+    let db_path = t.path().join("c.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let spawn = || {
+        Command::new(BIN)
+            .args(["load", "--db", &db, "--spool"])
+            .arg(&a.dir)
+            .arg("--spool")
+            .arg(&b.dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (c1, c2) = (spawn(), spawn());
+    for c in [c1, c2] {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(
+        sqlite_count(&db_path, "SELECT count(*) FROM smtp_tls_report"),
+        n as i64
+    );
+}
+
+#[test]
+fn database_unreachable_is_a_temporary_failure() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, _, _) = history(t.path(), 3);
+    let o = load(
+        &format!("sqlite://{}/no/such/dir/x.db", t.path().display()),
+        &[&a.dir],
+    );
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let o = load(
+        "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2",
+        &[&a.dir],
+    );
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let o = load("mysql://x", &[&a.dir]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+// ---- PostgreSQL -------------------------------------------------------------------
+
+/// A throw-away PostgreSQL cluster: initdb and pg_ctl as an unprivileged user (root
+/// runs them as `nobody`), a Unix socket in its own directory, its own port.
+struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    user: String,
+}
+
+impl Cluster {
+    fn start() -> Option<Cluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        let user = if root {
+            "nobody".to_owned()
+        } else {
+            std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+        };
+        if root {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Cluster {
+            dir,
+            bin,
+            port,
+            user,
+        };
+        let data = c.dir.path().join("data");
+        let ok = c.as_user(&[
+            c.bin.join("initdb").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            &c.user,
+            "--no-sync",
+        ]);
+        assert!(ok, "initdb failed");
+        c.pg_ctl_start();
+        Some(c)
+    }
+
+    fn as_user(&self, argv: &[&str]) -> bool {
+        let mut cmd = if nix::unistd::geteuid().is_root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
+            c.args(argv);
+            c
+        } else {
+            let mut c = Command::new(argv[0]);
+            c.args(&argv[1..]);
+            c
+        };
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .current_dir(self.dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn pg_ctl_start(&self) {
+        let data = self.dir.path().join("data");
+        let opts = format!(
+            "-c listen_addresses='' -c unix_socket_directories={} -p {} -c fsync=off",
+            self.dir.path().display(),
+            self.port
+        );
+        let log = self.dir.path().join("pg.log");
+        assert!(
+            self.as_user(&[
+                self.bin.join("pg_ctl").to_str().unwrap(),
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start"
+            ]),
+            "pg_ctl start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn pg_ctl_stop(&self) {
+        let data = self.dir.path().join("data");
+        self.as_user(&[
+            self.bin.join("pg_ctl").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        ]);
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "host={} port={} user={} dbname=postgres",
+            self.dir.path().display(),
+            self.port,
+            self.user
+        )
+    }
+
+    fn query(&self, sql: &str) -> Vec<postgres::Row> {
+        let mut c = postgres::Client::connect(&self.url(), postgres::NoTls).unwrap();
+        c.query(sql, &[]).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.query(sql)[0].get(0)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.pg_ctl_stop();
+    }
+}
+
+#[test]
+fn postgresql_end_to_end() {
+    let Some(pg) = Cluster::start() else {
+        eprintln!(
+            "skipped: PostgreSQL server binaries not installed (apt-get install postgresql; .ci/run does)"
+        );
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, n) = history(t.path(), 300);
+    let db = pg.url();
+    let out = ok_load(&db, &[&a.dir, &b.dir]);
+    assert!(out.contains(&format!("loaded {n} new reports")), "{out}");
+    assert_eq!(pg.count("SELECT count(*) FROM smtp_tls_report"), n as i64);
+    // parsedmarc's column types, exactly.
+    let types: Vec<(String, String)> = pg
+        .query("SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_name = 'smtp_tls_failure_detail' ORDER BY ordinal_position")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(types[4], ("sending_mta_ip".into(), "inet".into()));
+    assert_eq!(
+        pg.count(
+            "SELECT count(*) FROM smtp_tls_policy WHERE mx_host_patterns = ARRAY['mx1.example.net']"
+        ),
+        375
+    );
+    // Idempotent, incremental.
+    let out = ok_load(&db, &[&a.dir, &b.dir]);
+    assert!(out.contains("loaded 0 new reports"), "{out}");
+    assert_eq!(
+        pg.count("SELECT count(*) FROM tlsrpt_domain_report"),
+        n as i64
+    );
+
+    // Hostile strings: parameters, NUL replaced, non-IP text → NULL in INET.
+    let h = Spool::new(t.path(), "hostile");
+    let mut d = detail(
+        "certificate-expired",
+        3,
+        "not an ip'); DROP TABLE smtp_tls_report;--",
+        "mx\\1\"'.example",
+    );
+    d["failure-reason-code"] = Value::String(format!("nul\u{0}byte {}", "y".repeat(10_000)));
+    h.put(&record(
+        "O'Reilly \\ Org\u{0}",
+        "hostile'; --",
+        T0,
+        T0 + DAY,
+        true,
+        vec![policy("sts", "hostile.example", 1, 3, vec![d])],
+    ));
+    ok_load(&db, &[&h.dir]);
+    let rows = pg.query("SELECT r.organization_name, f.sending_mta_ip IS NULL, m.record->'report'->'policies'->0->'failure-details'->0->>'sending-mta-ip' FROM smtp_tls_report r JOIN smtp_tls_policy p ON p.report_id = r.id JOIN smtp_tls_failure_detail f ON f.policy_id = p.id JOIN tlsrpt_report_meta m ON m.report_pk = r.id WHERE r.report_id = 'hostile''; --'");
+    assert_eq!(rows[0].get::<_, String>(0), "O'Reilly \\ Org\u{FFFD}");
+    assert!(rows[0].get::<_, bool>(1));
+    assert_eq!(
+        rows[0].get::<_, String>(2),
+        "not an ip'); DROP TABLE smtp_tls_report;--"
+    );
+
+    // summary --db = summary over the spools (the hostile report aside: its NUL is
+    // U+FFFD in the database).
+    let from_spool = summary_domains(&[
+        "--spool",
+        a.dir.to_str().unwrap(),
+        "--spool",
+        b.dir.to_str().unwrap(),
+    ]);
+    let mut from_db = summary_domains(&["--db", &db]);
+    from_db["domains"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["policy-domain"] != "hostile.example");
+    assert_eq!(from_spool["domains"], from_db["domains"]);
+    assert_eq!(from_spool["domains"].as_array().unwrap().len(), 9);
+
+    // Down, then up: a temporary failure, then the next run catches up.
+    let late = Spool::new(t.path(), "late");
+    late.put(&record(
+        "Late Org",
+        "late-pg",
+        T0,
+        T0 + DAY,
+        true,
+        vec![policy("sts", "d2.example", 9, 0, vec![])],
+    ));
+    pg.pg_ctl_stop();
+    let o = load(&db, &[&late.dir]);
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    pg.pg_ctl_start();
+    let out = ok_load(&db, &[&late.dir]);
+    assert!(out.contains("loaded 1 new reports"), "{out}");
+
+    // Two loads at once, and a kill mid-load, on a fresh database.
+    for dbname in ["concurrent", "killed"] {
+        pg.query(&format!("CREATE DATABASE {dbname}"));
+    }
+    let (a2, b2, n2) = history(&t.path().join("big"), 2000);
+    let url = |name: &str| {
+        format!(
+            "host={} port={} user={} dbname={name}",
+            pg.dir.path().display(),
+            pg.port,
+            pg.user
+        )
+    };
+    let spawn = |u: String| {
+        Command::new(BIN)
+            .args(["load", "--db", &u, "--spool"])
+            .arg(&a2.dir)
+            .arg("--spool")
+            .arg(&b2.dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (c1, c2) = (spawn(url("concurrent")), spawn(url("concurrent")));
+    for c in [c1, c2] {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let count = |name: &str| {
+        let mut c = postgres::Client::connect(&url(name), postgres::NoTls).unwrap();
+        c.query_one("SELECT count(*) FROM smtp_tls_report", &[])
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(count("concurrent"), n2 as i64);
+    let mut child = spawn(url("killed"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    ok_load(&url("killed"), &[&a2.dir, &b2.dir]);
+    assert_eq!(count("killed"), n2 as i64);
+
+    // A database of the first schema version is upgraded in place.
+    pg.query("CREATE DATABASE migrated");
+    let o = Command::new(BIN)
+        .args(["load", "--db", &url("migrated"), "--spool"])
+        .arg(&a.dir)
+        .env("TLSRPT_SCHEMA_TARGET", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    ok_load(&url("migrated"), &[&a.dir, &b.dir]);
+    let mut c = postgres::Client::connect(&url("migrated"), postgres::NoTls).unwrap();
+    assert_eq!(
+        c.query_one("SELECT max(version) FROM tlsrpt_schema_version", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM tlsrpt_domain_report", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        n as i64
+    );
+}
