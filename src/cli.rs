@@ -89,13 +89,14 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", default_value = "mail")]
     pub syslog_facility: String,
     /// Syslog socket (default: /dev/log, /var/run/syslog, /var/run/log).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "TLSRPT_SYSLOG_SOCKET", value_name = "PATH")]
     pub syslog_socket: Option<PathBuf>,
     /// Syslog message format; rfc5424 carries alert fields as structured data.
     #[arg(long, value_enum, default_value = "rfc3164")]
     pub syslog_format: SyslogFormat,
-    /// Log to stderr instead of syslog (for running by hand).
-    #[arg(long)]
+    /// Log to stderr instead of syslog (for running by hand; in CGI mode the web server's
+    /// error log).
+    #[arg(long, env = "TLSRPT_LOG_STDERR", value_parser = clap::builder::FalseyValueParser::new())]
     pub log_stderr: bool,
 
     /// Believe Authentication-Results headers with this authserv-id (repeatable): the
@@ -105,9 +106,36 @@ pub struct Cli {
     /// Quarantine reports without a trusted, aligned DKIM pass (RFC 8460 §3).
     #[arg(long)]
     pub require_dkim: bool,
-    /// Let reports without a trusted, aligned DKIM pass raise alerts too.
-    #[arg(long)]
+    /// Let reports without a trusted, aligned DKIM pass raise alerts too (HTTPS reports
+    /// never have one).
+    #[arg(long, env = "TLSRPT_ALERT_UNAUTHENTICATED", value_parser = clap::builder::FalseyValueParser::new())]
     pub alert_unauthenticated: bool,
+    /// Accept only reports whose policy domains are all among these (repeatable, or
+    /// comma-separated in the environment); others are quarantined. For HTTPS reports,
+    /// which anyone can POST.
+    #[arg(
+        long,
+        env = "TLSRPT_ACCEPT_DOMAINS",
+        value_name = "DOMAIN",
+        value_delimiter = ','
+    )]
+    pub accept_domain: Vec<String>,
+
+    /// Serve one HTTP POST as a CGI program (RFC 3875); also when the web server sets
+    /// GATEWAY_INTERFACE and REQUEST_METHOD. See CGI in the manual.
+    #[arg(long)]
+    pub cgi: bool,
+    /// Largest HTTP body accepted in CGI mode (413 above it, refused before reading).
+    #[arg(long, env = "TLSRPT_MAX_BODY_SIZE", value_name = "SIZE", value_parser = parse_size, default_value = "10M")]
+    pub max_body_size: u64,
+    /// Retry-After seconds of a 503 answer in CGI mode.
+    #[arg(
+        long,
+        env = "TLSRPT_RETRY_AFTER",
+        value_name = "SECS",
+        default_value_t = 600
+    )]
+    pub retry_after: u64,
 
     /// Alert when a policy has at least this many failed sessions (0 disables).
     #[arg(long, value_name = "N", default_value_t = 1)]

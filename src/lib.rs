@@ -10,6 +10,7 @@
 
 pub mod alert;
 pub mod auth;
+pub mod cgi;
 pub mod cli;
 pub mod datetime;
 pub mod decode;
@@ -85,6 +86,20 @@ pub struct AuthPolicy {
     pub trusted: Vec<String>,
     /// Quarantine reports without a trusted, aligned DKIM pass.
     pub require_dkim: bool,
+    /// Lowercase policy domains accepted (`--accept-domain`); empty accepts all.
+    pub accept_domains: Vec<String>,
+}
+
+/// How a report arrived: the MTA's pipe, or an HTTP POST (CGI).
+#[derive(Debug, Clone, Default)]
+pub enum Transport {
+    #[default]
+    Mail,
+    Https {
+        remote_address: Option<String>,
+        user_agent: Option<String>,
+        content_type: Option<String>,
+    },
 }
 
 /// Turns message bytes into accepted reports and reasons for quarantine. Pure: no
@@ -123,6 +138,25 @@ pub fn analyse(raw: &[u8], limits: &Limits, policy: &AuthPolicy) -> Analysis {
                     parsed.report.contact_info.as_deref(),
                     h.from.as_deref(),
                 );
+                if !policy.accept_domains.is_empty() {
+                    let outside: Vec<&str> = parsed
+                        .report
+                        .policy_domains()
+                        .into_iter()
+                        .filter(|d| {
+                            let d = d.trim_end_matches('.').to_ascii_lowercase();
+                            !policy.accept_domains.contains(&d)
+                        })
+                        .collect();
+                    if !outside.is_empty() || parsed.report.policy_domains().is_empty() {
+                        reasons.push(format!(
+                            "part {}: policy domain {} not accepted (--accept-domain)",
+                            source.part,
+                            sanitize::value(&outside.join(","), 100)
+                        ));
+                        continue;
+                    }
+                }
                 if policy.require_dkim && !verdict.is_pass() {
                     let part = &source.part;
                     reasons.push(format!(
@@ -221,8 +255,19 @@ fn field(k: &str, v: &str) -> String {
     format!("{k}={}", sanitize::value(v, 200))
 }
 
-/// The whole delivery. Privileges are dropped before the first byte of input is read.
+/// The whole delivery of a mail message. Privileges are dropped before the first byte
+/// of input is read.
 pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Error> {
+    run_with(cli, stdin, log, &Transport::Mail)
+}
+
+/// A delivery by any transport: the CGI mode hands the request body here.
+pub fn run_with(
+    cli: &Cli,
+    stdin: impl Read,
+    log: &mut Logger,
+    transport: &Transport,
+) -> Result<Outcome, Error> {
     fault::point("panic");
     privilege::drop_root(cli.user.as_deref(), Some(&cli.spool), cli.create_spool)?;
     let limits = cli.limits();
@@ -238,12 +283,19 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
         };
         Some(Spool::open(&cli.spool, opts, cli.create_spool)?)
     };
-    // Appended to the delivery log line: the MTA's queue id ties it to the MTA's log.
-    let ctx = env
+    // Appended to the delivery log line: the MTA's queue id ties it to the MTA's log;
+    // for HTTPS the client address.
+    let mut ctx = env
         .queue_id
         .as_deref()
         .map(|q| format!(" {}", field("queue-id", q)))
         .unwrap_or_default();
+    if let Transport::Https { remote_address, .. } = transport {
+        ctx.push_str(" transport=https");
+        if let Some(a) = remote_address {
+            ctx.push_str(&format!(" {}", field("remote-address", a)));
+        }
+    }
     let meta = |reason: &str, headers: Option<&message::Headers>| json!({ "reason": reason, "received-at": received_at, "envelope": env, "headers": headers });
 
     let raw = match input::read(stdin, limits.max_message_size).map_err(Error::Input)? {
@@ -277,8 +329,29 @@ pub fn run(cli: &Cli, stdin: impl Read, log: &mut Logger) -> Result<Outcome, Err
             .map(|s| s.trim().to_ascii_lowercase())
             .collect(),
         require_dkim: cli.require_dkim,
+        accept_domains: cli
+            .accept_domain
+            .iter()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect(),
     };
-    let analysis = analyse(&raw, &limits, &policy);
+    let mut analysis = analyse(&raw, &limits, &policy);
+    for a in &mut analysis.accepted {
+        match transport {
+            Transport::Mail => a.source.transport = Some("mail"),
+            Transport::Https {
+                remote_address,
+                user_agent,
+                content_type,
+            } => {
+                a.source.transport = Some("https");
+                a.source.remote_address = remote_address.clone();
+                a.source.user_agent = user_agent.clone();
+                a.source.content_type = content_type.clone();
+            }
+        }
+    }
     let lines = encode_records(&analysis, &received_at, &env)?;
     let Analysis {
         extraction: ex,

@@ -27,8 +27,23 @@ fn main() -> ExitCode {
     ignore_sigxfsz();
     // Silence the default panic message: it is multi-line; we print one line instead.
     panic::set_hook(Box::new(|_| {}));
+    let env = |k: &str| std::env::var(k).ok();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if tlsrpt_pipe::cgi::invoked_as_cgi(env) => {
+            // A bad TLSRPT_* setting in the web server: the sender should retry later.
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("bad settings")
+                .to_owned();
+            let mut log = Logger::stderr();
+            let _ = fail(&mut log, &Error::Usage(first));
+            let r = tlsrpt_pipe::cgi::answer(Err(Error::Usage(String::new())), 600);
+            let _ = r.write(&mut std::io::stdout().lock());
+            return ExitCode::from(EX_OK);
+        }
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
             return ExitCode::from(EX_OK);
@@ -50,6 +65,25 @@ fn main() -> ExitCode {
         cli.syslog_format,
         cli.log_stderr,
     );
+    if cli.cgi || tlsrpt_pipe::cgi::invoked_as_cgi(env) {
+        // CGI: the HTTP status carries the outcome; the exit status is always 0.
+        let req = tlsrpt_pipe::cgi::Request::from_env(env);
+        let served = panic::catch_unwind(AssertUnwindSafe(|| {
+            tlsrpt_pipe::cgi::serve(
+                &cli,
+                &req,
+                &mut std::io::stdin().lock(),
+                &mut std::io::stdout().lock(),
+                &mut log,
+            )
+        }));
+        if served.is_err() {
+            let _ = fail(&mut log, &Error::Panic("in CGI mode".into()));
+            let r = tlsrpt_pipe::cgi::answer(Err(Error::Panic(String::new())), cli.retry_after);
+            let _ = r.write(&mut std::io::stdout().lock());
+        }
+        return ExitCode::from(EX_OK);
+    }
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         tlsrpt_pipe::run(&cli, std::io::stdin().lock(), &mut log)
     }));

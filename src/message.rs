@@ -29,6 +29,15 @@ pub struct Source {
     pub encoding: Vec<Format>,
     #[serde(rename = "zip-entry", skip_serializing_if = "Option::is_none")]
     pub zip_entry: Option<String>,
+    /// How the report arrived (record schema 2): `mail`, or `https` with the fields below.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<&'static str>,
+    /// HTTPS: the client address the web server saw (REMOTE_ADDR; a proxy, maybe).
+    #[serde(rename = "remote-address", skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<String>,
+    /// HTTPS: the User-Agent header, as sent.
+    #[serde(rename = "user-agent", skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// One report document (JSON bytes) found in the message.

@@ -1,4 +1,4 @@
-//! Reports → spool records: one JSON line per report, schema version 1.
+//! Reports → spool records: one JSON line per report, schema version 2.
 //!
 //! A record is the normalised report under `"report"` (RFC 8460 field names, unknown
 //! fields kept), plus what an operator needs around it: when and how it arrived, the
@@ -13,7 +13,9 @@ use crate::auth::Verdict;
 use crate::message::{Headers, Source};
 use crate::report::{Report, Totals, Warning};
 
-pub const RECORD_VERSION: u32 = 1;
+/// 2: `source.transport` (`mail` or `https`), and for HTTPS `source.remote-address` and
+/// `source.user-agent` (the request's Content-Type is `source.content-type`).
+pub const RECORD_VERSION: u32 = 2;
 
 /// Envelope data the MTA passed on the command line or in the environment. Values are
 /// kept as given, including empty strings (Postfix expands absent macros to "").

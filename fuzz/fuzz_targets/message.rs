@@ -10,7 +10,7 @@ use tlsrpt_pipe::{AuthPolicy, analyse, encode_records};
 fuzz_target!(|data: &[u8]| {
     // Small limits so that the fuzzer explores them instead of allocating.
     let limits = Limits { max_report_size: 1 << 20, max_reports: 8, max_depth: 8, ..Limits::default() };
-    let policy = AuthPolicy { trusted: vec!["mx.example.com".into()], require_dkim: false };
+    let policy = AuthPolicy { trusted: vec!["mx.example.com".into()], require_dkim: false, accept_domains: vec![] };
     let a = analyse(data, &limits, &policy);
     let lines = encode_records(&a, "2024-01-01T00:00:00Z", &Envelope::default()).expect("records encode");
     for l in &lines {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The newest record schema version this program reads.
-pub const SUPPORTED_VERSION: u64 = 1;
+pub const SUPPORTED_VERSION: u64 = 2;
 
 type Str<'a> = Option<Cow<'a, str>>;
 

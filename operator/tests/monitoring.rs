@@ -460,15 +460,23 @@ fn node_exporter_serves_our_series() {
         .spawn()
         .unwrap();
     let mut body = String::new();
+    // Until it answers a whole scrape (it may accept before it is ready).
     for _ in 0..100 {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        let scrape = || -> std::io::Result<String> {
             use std::io::{Read, Write};
-            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                .unwrap();
-            s.read_to_string(&mut body).unwrap();
-            break;
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+            let mut b = String::new();
+            s.read_to_string(&mut b)?;
+            Ok(b)
+        };
+        match scrape() {
+            Ok(b) if b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200") => {
+                body = b;
+                break;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = child.kill();
     let _ = child.wait();
