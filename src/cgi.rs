@@ -236,15 +236,9 @@ pub fn serve(
             log.log(
                 crate::log::Severity::Err,
                 &format!(
-                    "status=deferred transport=https {} {}",
-                    sanitize::value(
-                        &format!(
-                            "remote-address={}",
-                            req.remote_addr.as_deref().unwrap_or("")
-                        ),
-                        80
-                    ),
-                    sanitize::value(&format!("reason={e}"), 300)
+                    "status=deferred transport=https remote-address={} reason={}",
+                    sanitize::value(req.remote_addr.as_deref().unwrap_or(""), 80),
+                    sanitize::value(&e.to_string(), 300)
                 ),
                 &[],
             );
@@ -257,19 +251,10 @@ pub fn serve(
         log.log(
             crate::log::Severity::Info,
             &format!(
-                "status=refused transport=https http-status={} {} {}",
+                "status=refused transport=https http-status={} remote-address={} size={}",
                 response.status,
-                sanitize::value(
-                    &format!(
-                        "remote-address={}",
-                        req.remote_addr.as_deref().unwrap_or("")
-                    ),
-                    80
-                ),
-                sanitize::value(
-                    &format!("size={}", req.content_length.as_deref().unwrap_or("")),
-                    40
-                )
+                sanitize::value(req.remote_addr.as_deref().unwrap_or(""), 80),
+                sanitize::value(req.content_length.as_deref().unwrap_or(""), 40)
             ),
             &[],
         );

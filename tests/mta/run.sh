@@ -37,8 +37,9 @@ CODENAME=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 BASE_PKGS="python3,python3-venv,adduser,procps,gzip,iproute2,ca-certificates,debconf"
 MTA_PKGS_1="postfix opendkim opendkim-tools"
 MTA_PKGS_2="exim4-daemon-light" # conflicts with postfix: downloaded in a second step
+WEB_PKGS="lighttpd nginx-light fcgiwrap curl" # the HTTPS-report (CGI) part
 PY_PKGS="tlsrpt-reporter dkimpy jsonschema"
-KEY=$(printf '%s\n' 1 "$CODENAME" "$BASE_PKGS" "$MTA_PKGS_1" "$MTA_PKGS_2" "$PY_PKGS" | sha256sum | cut -c1-12)
+KEY=$(printf '%s\n' 1 "$CODENAME" "$BASE_PKGS" "$MTA_PKGS_1" "$MTA_PKGS_2" "$WEB_PKGS" "$PY_PKGS" | sha256sum | cut -c1-12)
 CACHE="$ROOT/target/mta-root"
 BASE="$CACHE/$CODENAME-$KEY"
 STAMP=.tlsrpt-mta-root # in every root this script made, and only there
@@ -62,10 +63,11 @@ build_root() {
     # Wheels are fetched by the host's pip (its index and certificates), installed offline.
     wheels=$(mktemp -d "$CACHE/wheels.XXXXXX")
     # shellcheck disable=SC2086
-    pip wheel -q -w "$wheels" $PY_PKGS >/dev/null || { rm -rf "$wheels"; echo "pip wheel $PY_PKGS failed"; return 1; }
+    env -u PIP_FIND_LINKS pip wheel -q -w "$wheels" $PY_PKGS >/dev/null || { rm -rf "$wheels"; echo "pip wheel $PY_PKGS failed"; return 1; }
     if ! mmdebstrap --quiet --variant=apt --skip=cleanup/apt --include="$BASE_PKGS" \
         --customize-hook="chroot \"\$1\" apt-get install --download-only -y -qq $MTA_PKGS_1" \
         --customize-hook="chroot \"\$1\" apt-get install --download-only -y -qq $MTA_PKGS_2" \
+        --customize-hook="chroot \"\$1\" apt-get install --download-only -y -qq --no-install-recommends $WEB_PKGS" \
         --customize-hook="mkdir \"\$1/tmp/wheels\" && cp \"$wheels\"/* \"\$1/tmp/wheels/\"" \
         --customize-hook="chroot \"\$1\" sh -c 'python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --no-index --find-links /tmp/wheels $PY_PKGS && rm -rf /tmp/wheels'" \
         --customize-hook="touch \"\$1/$STAMP\"" \
@@ -120,7 +122,7 @@ exit $? # a command after chroot keeps bash from exec-ing it as the last command
 '
 echo "== entering the disposable root (own mount, PID and network namespaces)"
 set +e
-unshare --mount --propagation private --pid --fork --net -- bash -c "$enter" enter "$BASE" "$RUN" "$ROOT"
+unshare --mount --propagation private --pid --fork --kill-child --net -- bash -c "$enter" enter "$BASE" "$RUN" "$ROOT"
 status=$?
 set -e
 exit "$status"

@@ -67,6 +67,7 @@ adduser --system --group --no-create-home --quiet tlsrpt
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
 # The packages were downloaded when the root was built: no network here.
 APT="apt-get install -y -qq --no-install-recommends --no-download"
+WEB_PKGS_LIGHTTPD="lighttpd curl"
 
 ID_GOOGLE=2022-09-15T00:00:00Z_test.xmox.nl           # mjl-_mox/example.eml
 ID_MS=133198585438131172+test.xmox.nl                 # mjl-_mox/microsoft.eml
@@ -360,6 +361,119 @@ check "exim malformed: not bounced" sh -c "! grep -q '\*\*' $ELOG/mainlog"
 log "Exim: stop"
 kill "$(cat "$WORK/exim.pid")" 2>/dev/null; rm -f "$WORK/exim.pid"
 sleep 1
+
+# ---------------------------------------------------------------------------
+log "HTTPS reports: lighttpd + CGI, contrib/lighttpd/tlsrpt.conf verbatim"
+$APT $WEB_PKGS_LIGHTTPD >/dev/null 2>&1 || fail "apt-get install lighttpd curl"
+# The web snippets name the package path, /usr/bin.
+install -m 0755 "$ROOT/target/release/tlsrpt-pipe" /usr/bin/tlsrpt-pipe
+HSPOOL=/var/spool/tlsrpt-https
+install -d -o www-data -g www-data -m 0750 "$HSPOOL"
+mkdir -p "$WORK/www"
+# Logs and pid file where the server's user can write them.
+WEB="$WORK/web"; install -d -o www-data -g www-data "$WEB"
+cat > "$WORK/lighttpd.conf" <<CF
+server.document-root = "$WORK/www"
+server.bind = "127.0.0.1"
+server.port = 8080
+server.username = "www-data"
+server.groupname = "www-data"
+server.errorlog = "$WEB/lighttpd-error.log"
+server.pid-file = "$WEB/lighttpd.pid"
+include "$ROOT/contrib/lighttpd/tlsrpt.conf"
+CF
+lighttpd -tt -f "$WORK/lighttpd.conf" >/dev/null || fail "lighttpd config invalid"
+lighttpd -f "$WORK/lighttpd.conf"
+check "lighttpd started" wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:8080/"
+http() { # http URL CURL-ARGS...: prints the status code; headers in $WORK/h, body in $WORK/b
+    local url=$1; shift
+    curl -s -o "$WORK/b" -D "$WORK/h" -w '%{http_code}' "$@" "$url"
+}
+hcount() { $CHECK count "$HSPOOL" "$1"; }
+web_suite() { # web_suite NAME URL: the CGI contract through a real web server
+    local n=$1 url=$2
+    check "$n: POST a real gzip report -> 201" eq "$(http "$url" -H 'Content-Type: application/tlsrpt+gzip' --data-binary @"$FIX/YnkDK_tls_reporting/example.gz")" 201
+    check "$n: the same again -> 200" eq "$(http "$url" -H 'Content-Type: application/tlsrpt+gzip' --data-binary @"$FIX/YnkDK_tls_reporting/example.gz")" 200
+    check "$n: stored once" eq "$(hcount 5065427c-23d3-47ca-b6e0-946ea0e8c4be)" 1
+    check "$n: GET -> 405" eq "$(http "$url")" 405
+    check "$n: 405 says Allow: POST" grep -qi '^Allow: POST' "$WORK/h"
+    check "$n: wrong type -> 415" eq "$(http "$url" -H 'Content-Type: text/html' --data-binary '<html></html>')" 415
+    check "$n: over 10 MiB -> 413" eq "$(http "$url" -H 'Content-Type: application/tlsrpt+gzip' --data-binary @"$WORK/big")" 413
+    check "$n: garbage -> 400" eq "$(http "$url" -H 'Content-Type: application/tlsrpt+json' --data-binary '{"not": "a report"}')" 400
+    check "$n: no path in a body" sh -c "! grep -q / '$WORK/b'"
+}
+head -c 11M /dev/zero > "$WORK/big"
+web_suite lighttpd http://127.0.0.1:8080/v1/tlsrpt
+U=http://127.0.0.1:8080/v1/tlsrpt
+check "lighttpd: garbage quarantined" test "$($CHECK quarantined "$HSPOOL")" -ge 1
+check "lighttpd: JSON report with a wrong Content-Type -> 201" eq "$(http "$U" -H 'Content-Type: application/octet-stream' --data-binary @"$FIX/stalwartlabs_mail-auth/rpt02.json")" 201
+check "lighttpd: record says transport https" eq "$($CHECK get "$HSPOOL" 2020-01-01T00:00:00Z_example.com source.transport)" '"https"'
+check "lighttpd: record has the client address" eq "$($CHECK get "$HSPOOL" 2020-01-01T00:00:00Z_example.com source.remote-address)" '"127.0.0.1"'
+check "lighttpd: HTTPS reports are unauthenticated" eq "$($CHECK get "$HSPOOL" 2020-01-01T00:00:00Z_example.com authentication.verdict)" '"unauthenticated"'
+head -c 1G /dev/zero | gzip -1 -c > "$WORK/bomb.gz"
+check "lighttpd: a gzip bomb -> 400" eq "$(http "$U" -H 'Content-Type: application/tlsrpt+gzip' --data-binary @"$WORK/bomb.gz")" 400
+check "lighttpd: the bomb's reason" grep -q 'exceeds' "$WORK/b"
+chown root:root "$HSPOOL"
+check "lighttpd: spool unwritable -> 503" eq "$(http "$U" -H 'Content-Type: application/tlsrpt+json' --data-binary @"$FIX/stalwartlabs_mail-auth/rpt03.json")" 503
+check "lighttpd: 503 says Retry-After" grep -qi '^Retry-After: ' "$WORK/h"
+chown www-data:www-data "$HSPOOL"
+check "lighttpd: the retry -> 201" eq "$(http "$U" -H 'Content-Type: application/tlsrpt+json' --data-binary @"$FIX/stalwartlabs_mail-auth/rpt03.json")" 201
+check "lighttpd: stored once" eq "$(hcount 2019-04-14T00:00:00Z_example.org)" 1
+# 50 POSTs at once, each a different report.
+mkdir -p "$WORK/par"
+python3 - "$FIX/stalwartlabs_mail-auth/rpt02.json" "$WORK/par" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for i in range(50):
+    doc["report-id"] = f"parallel-{i}"
+    open(f"{sys.argv[2]}/{i}.json", "w").write(json.dumps(doc))
+PY
+# shellcheck disable=SC2016
+seq 0 49 | xargs -P 50 -I{} sh -c 'curl -s -o /dev/null -w "%{http_code}\n" -H "Content-Type: application/tlsrpt+json" --data-binary @"$1/{}.json" "$2"' _ "$WORK/par" "$U" > "$WORK/par.codes"
+check "lighttpd: 50 concurrent POSTs -> 50 x 201" eq "$(grep -c '^201$' "$WORK/par.codes")" 50
+check "lighttpd: 50 records, each once" eq "$(python3 -c "import sys; sys.path.insert(0, '$HERE'); import check; print(sum(1 for r in check.records('$HSPOOL') if r['report']['report-id'].startswith('parallel-')))")" 50
+kill "$(cat "$WEB/lighttpd.pid")" 2>/dev/null
+
+log "HTTPS reports: nginx + fcgiwrap, contrib/nginx/tlsrpt.conf verbatim"
+$APT nginx-light fcgiwrap >/dev/null 2>&1 || fail "apt-get install nginx-light fcgiwrap"
+# Debian's fcgiwrap.socket, by hand: root binds the socket the snippet names and hands
+# it to fcgiwrap as its stdin (as systemd and spawn-fcgi do), which runs as www-data.
+rm -f /run/fcgiwrap.socket
+python3 -c '
+import os, pwd, socket
+w = pwd.getpwnam("www-data")
+s = socket.socket(socket.AF_UNIX)
+s.bind("/run/fcgiwrap.socket")
+os.chown("/run/fcgiwrap.socket", w.pw_uid, w.pw_gid)
+s.listen(64)
+os.dup2(s.fileno(), 0)
+os.execvp("setpriv", ["setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "fcgiwrap"])
+' 2>"$WEB/fcgiwrap.log" &
+check "fcgiwrap started" wait_for 10 test -S /run/fcgiwrap.socket
+# In /etc/nginx, as a real one: the snippet's "include fastcgi_params" is relative to it.
+NGINX_CONF=/etc/nginx/tlsrpt-test.conf
+cat > "$NGINX_CONF" <<CF
+user www-data;
+pid $WEB/nginx.pid;
+error_log $WEB/nginx-error.log;
+events { }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:8081;
+        include $ROOT/contrib/nginx/tlsrpt.conf;
+    }
+}
+CF
+nginx -t -c "$NGINX_CONF" >/dev/null 2>&1 || { fail "nginx config invalid"; nginx -t -c "$NGINX_CONF"; }
+nginx -c "$NGINX_CONF"
+check "nginx started" wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:8081/"
+rm -f "$HSPOOL"/*.jsonl; rm -rf "$HSPOOL/.seen"
+web_suite nginx http://127.0.0.1:8081/v1/tlsrpt
+if [ -x "$VENV/bin/python" ]; then
+    check "HTTPS records validate against the schema" "$VENV/bin/python" "$HERE/check.py" schema "$HSPOOL" "$ROOT/schema/record.schema.json"
+fi
+kill "$(cat "$WEB/nginx.pid")" 2>/dev/null
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
