@@ -146,9 +146,7 @@ fn the_refusals() {
     );
     assert_eq!(a.status, 413);
     assert!(env.quarantined().is_empty());
-    for a in [&a] {
-        assert!(!a.body.contains('/'), "a path in a body: {}", a.body);
-    }
+    assert!(!a.body.contains('/'), "a path in a body: {}", a.body);
 }
 
 #[test]
