@@ -22,7 +22,9 @@ FIX="$ROOT/tests/fixtures"
 CHECK="python3 $HERE/check.py"
 VENV=/opt/venv # made with the root: tlsrpt-reporter, dkimpy, jsonschema
 SPOOL=/var/spool/tlsrpt
-BIN=/usr/local/bin/tlsrpt-pipe
+BIN=/usr/bin/tlsrpt-pipe # from the package, as the contrib snippets name it
+DEB=$(ls /src/target/deb/tlsrpt-pipe_*_*.deb | grep -v '+upgrade' | head -1)
+DEB2=$(ls /src/target/deb/tlsrpt-pipe_*+upgrade*_*.deb | head -1)
 WORK=$(mktemp -d /tmp/tlsrpt-mta.XXXXXX)
 chmod 0755 "$WORK"
 PASS=0
@@ -59,12 +61,20 @@ cleanup() { # the PID namespace and the overlay go away after this; stop daemons
 }
 trap cleanup EXIT
 
-log "install tlsrpt-pipe into the disposable root"
 ip link set lo up
-install -m 0755 "$ROOT/target/release/tlsrpt-pipe" "$BIN"
-adduser --system --group --no-create-home --quiet tlsrpt
 # Package scripts must not start daemons: the suite starts what it needs itself.
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+
+log "Debian package: lintian, install"
+check "lintian: no error or warning" sh -c "cat /src/target/deb/lintian.txt; grep -q '^clean$' /src/target/deb/lintian.txt"
+check "dpkg -i $(basename "$DEB")" sh -c "dpkg -i '$DEB' >/dev/null"
+check "package: /usr/bin/tlsrpt-pipe and /usr/bin/tlsrpt" test -x /usr/bin/tlsrpt-pipe -a -x /usr/bin/tlsrpt
+check "package: the tlsrpt system user" sh -c "getent passwd tlsrpt | grep -q ':/nonexistent:'"
+check "package: /var/spool/tlsrpt owned by tlsrpt, mode 750" eq "$(stat -c '%U:%G %a' /var/spool/tlsrpt)" "tlsrpt:tlsrpt 750"
+check "package: man pages, schema, examples" test -f /usr/share/man/man8/tlsrpt-pipe.8.gz -a -f /usr/share/man/man1/tlsrpt.1.gz -a -f /usr/share/doc/tlsrpt-pipe/schema/record.schema.json -a -f /usr/share/doc/tlsrpt-pipe/examples/postfix/master.cf
+check "package: systemd timers shipped, none enabled" sh -c "test -f /lib/systemd/system/tlsrpt-load.timer && ! ls /etc/systemd/system/*.wants/tlsrpt-* 2>/dev/null"
+check "package: cron jobs shipped, all commented out" sh -c "test -f /etc/cron.d/tlsrpt && ! grep -q '^[^#]' /etc/cron.d/tlsrpt"
+check "package: installing again changes nothing" sh -c "dpkg -i '$DEB' >/dev/null && [ \"\$(stat -c '%U %a' /var/spool/tlsrpt)\" = 'tlsrpt 750' ]"
 # The packages were downloaded when the root was built: no network here.
 APT="apt-get install -y -qq --no-install-recommends --no-download"
 WEB_PKGS_LIGHTTPD="lighttpd curl"
@@ -366,7 +376,6 @@ sleep 1
 log "HTTPS reports: lighttpd + CGI, contrib/lighttpd/tlsrpt.conf verbatim"
 $APT $WEB_PKGS_LIGHTTPD >/dev/null 2>&1 || fail "apt-get install lighttpd curl"
 # The web snippets name the package path, /usr/bin.
-install -m 0755 "$ROOT/target/release/tlsrpt-pipe" /usr/bin/tlsrpt-pipe
 HSPOOL=/var/spool/tlsrpt-https
 install -d -o www-data -g www-data -m 0750 "$HSPOOL"
 mkdir -p "$WORK/www"
@@ -474,6 +483,27 @@ if [ -x "$VENV/bin/python" ]; then
     check "HTTPS records validate against the schema" "$VENV/bin/python" "$HERE/check.py" schema "$HSPOOL" "$ROOT/schema/record.schema.json"
 fi
 kill "$(cat "$WEB/nginx.pid")" 2>/dev/null
+
+# ---------------------------------------------------------------------------
+log "Debian package: upgrade, remove, purge: the reports and your changes stay"
+fresh_spool tlsrpt
+$CHECK wrap-gzip "$FIX/YnkDK_tls_reporting/example.gz" > "$WORK/pkg.eml"
+$BIN --spool "$SPOOL" --user tlsrpt --log-stderr < "$WORK/pkg.eml" 2>/dev/null
+check "package: a report stored by the packaged binary" eq "$($CHECK count "$SPOOL" 5065427c-23d3-47ca-b6e0-946ea0e8c4be)" 1
+sed -i 's|^#\(\*/5 .*tlsrpt load\)|\1|' /etc/cron.d/tlsrpt
+chmod 0770 "$SPOOL"
+SUM=$(cat "$SPOOL"/*.jsonl | sha256sum)
+check "upgrade: dpkg -i $(basename "$DEB2")" sh -c "dpkg -i '$DEB2' >/dev/null"
+check "upgrade: the new version is installed" eq "$(dpkg-query -W -f '${Version}' tlsrpt-pipe)" "$(dpkg-deb -f "$DEB2" Version)"
+check "upgrade: the changed conffile is kept" grep -q '^\*/5 .*tlsrpt load' /etc/cron.d/tlsrpt
+check "upgrade: the spool and its mode are kept" sh -c "[ \"\$(cat $SPOOL/*.jsonl | sha256sum)\" = '$SUM' ] && [ \"\$(stat -c %a $SPOOL)\" = 770 ]"
+check "remove: dpkg -r" sh -c "dpkg -r tlsrpt-pipe >/dev/null"
+check "remove: the programs are gone" test ! -e /usr/bin/tlsrpt-pipe
+check "remove: the reports are kept" sh -c "[ \"\$(cat $SPOOL/*.jsonl | sha256sum)\" = '$SUM' ]"
+check "remove: the conffile is kept" test -f /etc/cron.d/tlsrpt
+check "purge: dpkg -P" sh -c "dpkg -P tlsrpt-pipe >/dev/null"
+check "purge: the conffile is gone" test ! -e /etc/cron.d/tlsrpt
+check "purge: the reports are kept" sh -c "[ \"\$(cat $SPOOL/*.jsonl | sha256sum)\" = '$SUM' ]"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
