@@ -573,6 +573,113 @@ fn postgresql_end_to_end() {
     assert_eq!(from_spool["domains"], from_db["domains"]);
     assert_eq!(from_spool["domains"].as_array().unwrap().len(), 9);
 
+    // parsedmarc's Grafana "SMTP TLS" panels (its
+    // dashboards/grafana/Grafana-DMARC_Reports-PostgreSQL.json, panels 21-24, Apache-2.0),
+    // with Grafana's macros expanded as its PostgreSQL data source does for a 1d interval
+    // and the window below, run unchanged on our tables and return the sums of the
+    // records (every policy summed, as those panels do).
+    let (from, to) = ("'2026-02-01T00:00:00Z'", "'2026-04-01T00:00:00Z'");
+    let expand = |sql: &str| {
+        sql.replace(
+            "$__timeGroup(tr.begin_date, $__interval)",
+            "floor(extract(epoch from tr.begin_date)/86400)*86400",
+        )
+        .replace(
+            "$__timeFilter(tr.begin_date)",
+            &format!("tr.begin_date BETWEEN {from} AND {to}"),
+        )
+    };
+    let panel_21a = "SELECT\n  $__timeGroup(tr.begin_date, $__interval) AS time,\n  'Successful' AS metric,\n  SUM(p.successful_session_count) AS value\nFROM smtp_tls_report tr\nJOIN smtp_tls_policy p ON p.report_id = tr.id\nWHERE $__timeFilter(tr.begin_date)\nGROUP BY time\nORDER BY time";
+    let panel_21b = "SELECT\n  $__timeGroup(tr.begin_date, $__interval) AS time,\n  'Failed' AS metric,\n  SUM(p.failed_session_count) AS value\nFROM smtp_tls_report tr\nJOIN smtp_tls_policy p ON p.report_id = tr.id\nWHERE $__timeFilter(tr.begin_date)\nGROUP BY time\nORDER BY time";
+    let panel_22 = "SELECT\n  'Successful' AS metric,\n  SUM(p.successful_session_count) AS \"Sessions\"\nFROM smtp_tls_report tr\nJOIN smtp_tls_policy p ON p.report_id = tr.id\nWHERE $__timeFilter(tr.begin_date)\nUNION ALL\nSELECT\n  'Failed' AS metric,\n  SUM(p.failed_session_count) AS \"Sessions\"\nFROM smtp_tls_report tr\nJOIN smtp_tls_policy p ON p.report_id = tr.id\nWHERE $__timeFilter(tr.begin_date)";
+    let panel_23 = "SELECT\n  tr.organization_name AS \"Organization\",\n  tr.begin_date AS \"Begin\",\n  tr.end_date AS \"End\",\n  COALESCE(p.policy_domain, '') AS \"Policy Domain\",\n  COALESCE(p.policy_type, '') AS \"Policy Type\",\n  COALESCE(array_to_string(p.policy_strings, ', '), '') AS \"Policy Strings\",\n  COALESCE(p.successful_session_count, 0) AS \"Successful Sessions\",\n  COALESCE(p.failed_session_count, 0) AS \"Failed Sessions\"\nFROM smtp_tls_report tr\nJOIN smtp_tls_policy p ON p.report_id = tr.id\nWHERE $__timeFilter(tr.begin_date)\nORDER BY p.failed_session_count DESC NULLS LAST";
+    let panel_24 = "SELECT\n  tr.organization_name AS \"Organization\",\n  COALESCE(p.policy_domain, '') AS \"Policy Domain\",\n  COALESCE(p.policy_type, '') AS \"Policy Type\",\n  COALESCE(fd.result_type, '') AS \"Result Type\",\n  COALESCE(fd.sending_mta_ip::TEXT, '') AS \"Sending MTA IP\",\n  COALESCE(fd.receiving_ip::TEXT, '') AS \"Receiving IP\",\n  COALESCE(fd.receiving_mx_hostname, '') AS \"Receiving MX\",\n  COALESCE(fd.failure_reason_code, '') AS \"Failure Reason\",\n  COALESCE(fd.additional_info_uri, '') AS \"Additional Info\",\n  COALESCE(fd.failed_session_count, 0) AS \"Failed Sessions\"\nFROM smtp_tls_failure_detail fd\nJOIN smtp_tls_policy p ON p.id = fd.policy_id\nJOIN smtp_tls_report tr ON tr.id = p.report_id\nWHERE $__timeFilter(tr.begin_date)\nORDER BY fd.failed_session_count DESC NULLS LAST";
+    // The expected sums, from the spool files themselves (each report once).
+    let mut seen = std::collections::HashSet::new();
+    let (mut ok, mut failed, mut policies, mut details, mut detail_sum) =
+        (0i64, 0i64, 0usize, 0usize, 0i64);
+    let mut per_day: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    for dir in [&a.dir, &b.dir, &h.dir] {
+        for f in std::fs::read_dir(dir).unwrap() {
+            for line in std::fs::read_to_string(f.unwrap().path()).unwrap().lines() {
+                let r: Value = serde_json::from_str(line).unwrap();
+                if !seen.insert(r["dedup-key"].as_str().unwrap().to_owned()) {
+                    continue;
+                }
+                let start = tlsrpt_pipe::datetime::parse(
+                    r["report"]["date-range"]["start-datetime"]
+                        .as_str()
+                        .unwrap(),
+                )
+                .unwrap()
+                .0
+                .0;
+                for p in r["report"]["policies"].as_array().unwrap() {
+                    let (s, fl) = (
+                        p["summary"]["total-successful-session-count"]
+                            .as_i64()
+                            .unwrap(),
+                        p["summary"]["total-failure-session-count"]
+                            .as_i64()
+                            .unwrap(),
+                    );
+                    ok += s;
+                    failed += fl;
+                    policies += 1;
+                    let e = per_day.entry(start / DAY * DAY).or_default();
+                    e.0 += s;
+                    e.1 += fl;
+                    for d in p["failure-details"].as_array().into_iter().flatten() {
+                        details += 1;
+                        detail_sum += d["failed-session-count"].as_i64().unwrap();
+                    }
+                }
+            }
+        }
+    }
+    let series = |sql: &str| -> Vec<(i64, i64)> {
+        pg.query(&format!(
+            "SELECT time::text, value FROM ({}) AS panel",
+            expand(sql)
+        ))
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0).parse::<f64>().unwrap() as i64,
+                r.get::<_, i64>(1),
+            )
+        })
+        .collect()
+    };
+    let want_ok: Vec<(i64, i64)> = per_day.iter().map(|(d, v)| (*d, v.0)).collect();
+    let want_failed: Vec<(i64, i64)> = per_day.iter().map(|(d, v)| (*d, v.1)).collect();
+    assert_eq!(series(panel_21a), want_ok, "panel 21 Successful");
+    assert_eq!(series(panel_21b), want_failed, "panel 21 Failed");
+    let pie: Vec<(String, i64)> = pg
+        .query(&expand(panel_22))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        pie,
+        vec![("Successful".into(), ok), ("Failed".into(), failed)],
+        "panel 22"
+    );
+    let rows = pg.query(&expand(panel_23));
+    assert_eq!(rows.len(), policies, "panel 23 rows");
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(7) as i64).sum::<i64>(),
+        failed,
+        "panel 23 failed"
+    );
+    let rows = pg.query(&expand(panel_24));
+    assert_eq!(rows.len(), details, "panel 24 rows");
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(9) as i64).sum::<i64>(),
+        detail_sum,
+        "panel 24 failed"
+    );
+
     // Down, then up: a temporary failure, then the next run catches up.
     let late = Spool::new(t.path(), "late");
     late.put(&record(

@@ -77,7 +77,7 @@ check "package: cron jobs shipped, all commented out" sh -c "test -f /etc/cron.d
 check "package: installing again changes nothing" sh -c "dpkg -i '$DEB' >/dev/null && [ \"\$(stat -c '%U %a' /var/spool/tlsrpt)\" = 'tlsrpt 750' ]"
 # The packages were downloaded when the root was built: no network here.
 APT="apt-get install -y -qq --no-install-recommends --no-download"
-WEB_PKGS_LIGHTTPD="lighttpd curl"
+WEB_PKGS_LIGHTTPD="lighttpd lighttpd-mod-openssl curl"
 
 ID_GOOGLE=2022-09-15T00:00:00Z_test.xmox.nl           # mjl-_mox/example.eml
 ID_MS=133198585438131172+test.xmox.nl                 # mjl-_mox/microsoft.eml
@@ -155,15 +155,18 @@ log "Postfix: malformed report -> delivered, quarantined, not bounced"
 check "malformed: quarantined" wait_for 30 quarantined 1
 check "malformed: not bounced" sh -c "! grep -q 'status=bounced' $PLOG"
 
-log "tlsrpt-reporter: a real sender's report through Postfix"
-if [ -x "$VENV/bin/tlsrpt-collectd" ]; then
-    R="$WORK/reporter"; mkdir -p "$R"
+# tlsrpt-reporter (sys4, PyPI): collectd takes the TLS results an MTA would send it,
+# reportd builds the report and delivers it. reporter_collect DIR TLSRPT-RECORD feeds
+# collectd 5 successful and 3 failed sessions for example.com.
+reporter_collect() {
+    local R=$1 pr=$2
+    mkdir -p "$R"
     "$VENV/bin/tlsrpt-collectd" --storage "sqlite://$R/collectd.sqlite" --socketname "$R/collectd.sock" --sockettimeout 1 >"$R/collectd.log" 2>&1 &
-    COLLECTD_PID=$!
+    local pid=$!
     wait_for 10 test -S "$R/collectd.sock"
-    "$VENV/bin/python" - "$R/collectd.sock" <<'PY'
+    "$VENV/bin/python" - "$R/collectd.sock" "$pr" <<'PY'
 import json, socket, sys
-pr = "v=TLSRPTv1; rua=mailto:tls-reports@example.com"
+pr = sys.argv[2]
 pol = {"policy-type": 2, "policy-domain": "example.com",
        "policy-string": ["version: STSv1", "mode: enforce", "mx: mx.example.com", "max_age: 86400"],
        "mx-host": ["mx.example.com"]}
@@ -179,8 +182,14 @@ for _ in range(3):
     s.sendto(json.dumps(dgram(True, [{"c": 204, "s": "192.0.2.10", "n": "mx.example.com", "h": "mx.example.com", "r": "192.0.2.25", "a": "certificate expired"}])).encode(), sys.argv[1])
 PY
     sleep 2
-    kill -USR2 "$COLLECTD_PID"; sleep 2
-    kill "$COLLECTD_PID"; wait "$COLLECTD_PID" 2>/dev/null; COLLECTD_PID=
+    kill -USR2 "$pid"; sleep 2
+    kill "$pid"; wait "$pid" 2>/dev/null
+}
+
+log "tlsrpt-reporter: a real sender's report through Postfix"
+if [ -x "$VENV/bin/tlsrpt-collectd" ]; then
+    R="$WORK/reporter"
+    reporter_collect "$R" "v=TLSRPTv1; rua=mailto:tls-reports@example.com"
     "$VENV/bin/tlsrpt-reportd" --dbname "$R/reportd.sqlite" \
         --fetchers "$VENV/bin/tlsrpt-fetcher --storage sqlite://$R/collectd.sqlite" \
         --organization_name "Example Reporter Org" --contact_info tlsrpt@reporter.example \
@@ -374,7 +383,7 @@ sleep 1
 
 # ---------------------------------------------------------------------------
 log "HTTPS reports: lighttpd + CGI, contrib/lighttpd/tlsrpt.conf verbatim"
-$APT $WEB_PKGS_LIGHTTPD >/dev/null 2>&1 || fail "apt-get install lighttpd curl"
+$APT $WEB_PKGS_LIGHTTPD >/dev/null 2>&1 || fail "apt-get install lighttpd lighttpd-mod-openssl curl"
 # The web snippets name the package path, /usr/bin.
 HSPOOL=/var/spool/tlsrpt-https
 install -d -o www-data -g www-data -m 0750 "$HSPOOL"
@@ -389,8 +398,17 @@ server.username = "www-data"
 server.groupname = "www-data"
 server.errorlog = "$WEB/lighttpd-error.log"
 server.pid-file = "$WEB/lighttpd.pid"
+# HTTPS as senders use it, with a certificate for reports.example.com.
+server.modules += ( "mod_openssl" )
+\$SERVER["socket"] == "127.0.0.1:8443" {
+    ssl.engine = "enable"
+    ssl.pemfile = "$WEB/cert.pem"
+    ssl.privkey = "$WEB/key.pem"
+}
 include "$ROOT/contrib/lighttpd/tlsrpt.conf"
 CF
+openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=reports.example.com" -days 2 \
+    -keyout "$WEB/key.pem" -out "$WEB/cert.pem" >/dev/null 2>&1
 lighttpd -tt -f "$WORK/lighttpd.conf" >/dev/null || fail "lighttpd config invalid"
 lighttpd -f "$WORK/lighttpd.conf"
 check "lighttpd started" wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:8080/"
@@ -441,6 +459,35 @@ PY
 seq 0 49 | xargs -P 50 -I{} sh -c 'curl -s -o /dev/null -w "%{http_code}\n" -H "Content-Type: application/tlsrpt+json" --data-binary @"$1/{}.json" "$2"' _ "$WORK/par" "$U" > "$WORK/par.codes"
 check "lighttpd: 50 concurrent POSTs -> 50 x 201" eq "$(grep -c '^201$' "$WORK/par.codes")" 50
 check "lighttpd: 50 records, each once" eq "$(python3 -c "import sys; sys.path.insert(0, '$HERE'); import check; print(sum(1 for r in check.records('$HSPOOL') if r['report']['report-id'].startswith('parallel-')))")" 50
+log "tlsrpt-reporter: a real sender's report to rua=https://... (lighttpd over TLS)"
+check "TLS: a POST over HTTPS -> 201" eq "$(curl -s -k -o /dev/null -w '%{http_code}' --connect-to reports.example.com:443:127.0.0.1:8443 -H 'Content-Type: application/tlsrpt+json' --data-binary @"$FIX/stalwartlabs_mail-auth/rpt02.json" https://reports.example.com/v1/tlsrpt)" 200
+if [ -x "$VENV/bin/tlsrpt-collectd" ]; then
+    R="$WORK/reporter-https"
+    reporter_collect "$R" "v=TLSRPTv1; rua=https://reports.example.com/v1/tlsrpt"
+    # Its default http_script is curl; a test certificate needs --insecure (RFC 8460 §3:
+    # senders MAY ignore certificate errors), and the name points at our lighttpd.
+    "$VENV/bin/tlsrpt-reportd" --dbname "$R/reportd.sqlite" \
+        --fetchers "$VENV/bin/tlsrpt-fetcher --storage sqlite://$R/collectd.sqlite" \
+        --organization_name "HTTPS Reporter Org" --contact_info tlsrpt@reporter.example \
+        --sender_address tlsrpt@reporter.example \
+        --http_script "curl --silent --fail --insecure --connect-to reports.example.com:443:127.0.0.1:8443 --header 'Content-Type: application/tlsrpt+gzip' --data-binary @-" \
+        --spread_out_delivery 1 --interval_main_loop 2 >"$R/reportd.log" 2>&1 &
+    REPORTD_PID=$!
+    https_reports() { python3 -c "import sys; sys.path.insert(0, '$HERE'); import check; print(sum(1 for r in check.records('$HSPOOL') if r['report'].get('organization-name') == 'HTTPS Reporter Org' and r['source'].get('transport') == 'https'))"; }
+    https_stored() { [ "$(https_reports)" = "$1" ]; }
+    check "reporter over HTTPS: the report is stored" wait_for 60 https_stored 1
+    sleep 3; kill "$REPORTD_PID" 2>/dev/null; wait "$REPORTD_PID" 2>/dev/null; REPORTD_PID=
+    check "reporter over HTTPS: stored once, with its figures" "$VENV/bin/python" -c "
+import sys; sys.path.insert(0, '$HERE'); import check
+rs = [r for r in check.records('$HSPOOL') if r['report'].get('organization-name') == 'HTTPS Reporter Org']
+assert len(rs) == 1, len(rs)
+r = rs[0]
+assert r['source']['transport'] == 'https' and r['source']['content-type'] == 'application/tlsrpt+gzip', r['source']
+assert r['totals']['successful-sessions'] == 5 and r['totals']['failed-sessions'] == 3, r['totals']
+"
+else
+    fail "reporter over HTTPS: tlsrpt-reporter missing from $VENV"
+fi
 kill "$(cat "$WEB/lighttpd.pid")" 2>/dev/null
 
 log "HTTPS reports: nginx + fcgiwrap, contrib/nginx/tlsrpt.conf verbatim"
