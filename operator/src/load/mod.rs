@@ -36,6 +36,9 @@ use crate::spool::{self, Share, Skipped};
 
 pub use rows::ReportRows;
 
+/// Reports handed to the store at once (bounds memory: ~1,000 records).
+const BATCH: usize = 1000;
+
 /// The newest schema version; see each backend's `MIGRATIONS`.
 pub const SCHEMA_VERSION: i64 = 2;
 
@@ -62,6 +65,19 @@ pub trait Store {
     fn checkpoint(&mut self, spool: &str, file: &str) -> Result<Option<(u64, u64)>, String>;
     /// Inserts one report unless it is already stored; returns whether it was new.
     fn insert(&mut self, r: &ReportRows) -> Result<bool, String>;
+    /// Inserts a batch (reports of one day file, in order); returns (new, already
+    /// stored). The default inserts one by one; a backend may do it in a few statements.
+    fn insert_batch(&mut self, rows: &[ReportRows]) -> Result<(u64, u64), String> {
+        let mut n = (0, 0);
+        for r in rows {
+            if self.insert(r)? {
+                n.0 += 1;
+            } else {
+                n.1 += 1;
+            }
+        }
+        Ok(n)
+    }
     fn set_checkpoint(
         &mut self,
         spool: &str,
@@ -177,19 +193,37 @@ fn load_file(
     }
     let mut skipped = Skipped::default();
     let mut err = None;
+    // Rows go to the store in batches (PostgreSQL inserts a batch in a few statements).
+    let mut batch: Vec<ReportRows> = Vec::with_capacity(BATCH);
+    let flush = |store: &mut dyn Store,
+                 batch: &mut Vec<ReportRows>,
+                 out: &mut Loaded|
+     -> Result<(), String> {
+        let (new, old) = store.insert_batch(batch)?;
+        out.inserted += new;
+        out.already += old;
+        batch.clear();
+        Ok(())
+    };
     let end = spool::read_lines(f, from, Share::ALL, &mut skipped, |_, line| {
         if err.is_some() {
             return Ok(());
         }
         let p = crate::record::parse(line)?;
-        let rows = ReportRows::new(&p, spool_name, line);
-        match store.insert(&rows) {
-            Ok(true) => out.inserted += 1,
-            Ok(false) => out.already += 1,
-            Err(e) => err = Some(e),
+        batch.push(ReportRows::new(&p, spool_name, line));
+        if batch.len() >= BATCH
+            && let Err(e) = flush(store, &mut batch, out)
+        {
+            err = Some(e);
         }
         Ok(())
     });
+    if err.is_none()
+        && !batch.is_empty()
+        && let Err(e) = flush(store, &mut batch, out)
+    {
+        err = Some(e);
+    }
     if let Some(e) = err {
         return Err(e);
     }

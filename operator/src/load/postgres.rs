@@ -389,6 +389,168 @@ impl Store for Pg {
         Ok(true)
     }
 
+    /// A batch in seven statements, whatever its size: reports already stored (by our
+    /// key) are filtered out first, ids are reserved from the tables' own sequences, and
+    /// each table gets one INSERT ... SELECT FROM unnest(...). A report whose
+    /// parsedmarc key is taken (parsedmarc stored it) is skipped by ON CONFLICT, with its
+    /// policies and details.
+    fn insert_batch(&mut self, rows: &[ReportRows]) -> Result<(u64, u64), String> {
+        use std::collections::HashSet;
+        if rows.is_empty() {
+            return Ok((0, 0));
+        }
+        let c = &mut self.client;
+        let keys: Vec<&str> = rows.iter().map(|r| r.dedup_key.as_str()).collect();
+        let known: HashSet<String> = c
+            .query(
+                "SELECT dedup_key FROM tlsrpt_report_meta WHERE dedup_key = ANY($1)",
+                &[&keys],
+            )
+            .map_err(e)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut seen = HashSet::new();
+        let fresh: Vec<&ReportRows> = rows
+            .iter()
+            .filter(|r| !known.contains(&r.dedup_key) && seen.insert(r.dedup_key.as_str()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok((0, rows.len() as u64));
+        }
+        let reserve = |c: &mut Client, table: &str, n: usize| -> Result<Vec<i64>, String> {
+            Ok(c.query(
+                "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1::bigint, $2::bigint)",
+                &[&table, &(n as i64)],
+            )
+            .map_err(e)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        };
+        let ids = reserve(c, "smtp_tls_report", fresh.len())?;
+        let col = |f: fn(&ReportRows) -> &str| fresh.iter().map(|r| f(r)).collect::<Vec<&str>>();
+        let contacts: Vec<Option<&str>> = fresh.iter().map(|r| r.contact_info.as_deref()).collect();
+        let inserted: HashSet<i64> = c
+            .query(
+                "INSERT INTO smtp_tls_report (id, organization_name, begin_date, end_date, contact_info, report_id)
+                 SELECT u.id, u.org, u.b::timestamptz, u.e::timestamptz, u.ci, u.rid
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                      AS u(id, org, b, e, ci, rid)
+                 ON CONFLICT (organization_name, report_id, begin_date, end_date) DO NOTHING RETURNING id",
+                &[
+                    &ids,
+                    &col(|r| &r.organization_name),
+                    &col(|r| &r.begin_date),
+                    &col(|r| &r.end_date),
+                    &contacts,
+                    &col(|r| &r.report_id),
+                ],
+            )
+            .map_err(e)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let stored: Vec<(i64, &ReportRows)> = ids
+            .iter()
+            .zip(&fresh)
+            .filter(|(id, _)| inserted.contains(id))
+            .map(|(id, r)| (*id, *r))
+            .collect();
+        // Policies and their details.
+        let n_pol: usize = stored.iter().map(|(_, r)| r.policies.len()).sum();
+        let pol_ids = if n_pol > 0 {
+            reserve(c, "smtp_tls_policy", n_pol)?
+        } else {
+            Vec::new()
+        };
+        let (mut p_id, mut p_rid, mut p_dom, mut p_type) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut p_str, mut p_mx, mut p_s, mut p_f) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut d_pid, mut d_rt, mut d_n, mut d_sip, mut d_rip) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut d_mx, mut d_helo, mut d_uri, mut d_code) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut next = pol_ids.iter();
+        for (rid, r) in &stored {
+            for p in &r.policies {
+                let pid = *next.next().expect("one id per policy");
+                p_id.push(pid);
+                p_rid.push(*rid);
+                p_dom.push(p.policy_domain.as_deref());
+                p_type.push(p.policy_type.as_deref());
+                p_str.push(serde_json::to_string(&p.policy_strings).expect("strings"));
+                p_mx.push(serde_json::to_string(&p.mx_host_patterns).expect("strings"));
+                p_s.push(p.successful_session_count);
+                p_f.push(p.failed_session_count);
+                for d in &p.details {
+                    d_pid.push(pid);
+                    d_rt.push(d.result_type.as_deref());
+                    d_n.push(d.failed_session_count);
+                    d_sip.push(d.sending_mta_ip.as_deref());
+                    d_rip.push(d.receiving_ip.as_deref());
+                    d_mx.push(d.receiving_mx_hostname.as_deref());
+                    d_helo.push(d.receiving_mx_helo.as_deref());
+                    d_uri.push(d.additional_info_uri.as_deref());
+                    d_code.push(d.failure_reason_code.as_deref());
+                }
+            }
+        }
+        if !p_id.is_empty() {
+            c.execute(
+                "INSERT INTO smtp_tls_policy (id, report_id, policy_domain, policy_type, policy_strings,
+                 mx_host_patterns, successful_session_count, failed_session_count)
+                 SELECT u.id, u.rid, u.d, u.t,
+                        ARRAY(SELECT jsonb_array_elements_text(u.ps::jsonb)),
+                        ARRAY(SELECT jsonb_array_elements_text(u.mx::jsonb)), u.s, u.f
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::int[], $8::int[]) AS u(id, rid, d, t, ps, mx, s, f)",
+                &[&p_id, &p_rid, &p_dom, &p_type, &p_str, &p_mx, &p_s, &p_f],
+            )
+            .map_err(e)?;
+        }
+        if !d_pid.is_empty() {
+            c.execute(
+                "INSERT INTO smtp_tls_failure_detail (policy_id, result_type, failed_session_count, sending_mta_ip,
+                 receiving_ip, receiving_mx_hostname, receiving_mx_helo, additional_info_uri, failure_reason_code)
+                 SELECT u.pid, u.rt, u.n, u.sip::inet, u.rip::inet, u.mx, u.helo, u.uri, u.code
+                 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[],
+                             $8::text[], $9::text[]) AS u(pid, rt, n, sip, rip, mx, helo, uri, code)",
+                &[&d_pid, &d_rt, &d_n, &d_sip, &d_rip, &d_mx, &d_helo, &d_uri, &d_code],
+            )
+            .map_err(e)?;
+        }
+        if !stored.is_empty() {
+            let m_id: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
+            let m = |f: fn(&ReportRows) -> Option<&str>| {
+                stored
+                    .iter()
+                    .map(|(_, r)| f(r))
+                    .collect::<Vec<Option<&str>>>()
+            };
+            c.execute(
+                "INSERT INTO tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
+                 warnings, record)
+                 SELECT u.id, u.k, u.ra::timestamptz, u.sp, u.v, u.w::jsonb, u.rec::jsonb
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                      AS u(id, k, ra, sp, v, w, rec)",
+                &[
+                    &m_id,
+                    &m(|r| Some(r.dedup_key.as_str())),
+                    &m(|r| r.received_at.as_deref()),
+                    &m(|r| Some(r.source_spool.as_str())),
+                    &m(|r| r.dkim_verdict.as_deref()),
+                    &m(|r| Some(r.warnings.as_str())),
+                    &m(|r| Some(r.record.as_str())),
+                ],
+            )
+            .map_err(e)?;
+        }
+        let new = stored.len() as u64;
+        Ok((new, rows.len() as u64 - new))
+    }
+
     fn set_checkpoint(
         &mut self,
         spool: &str,
