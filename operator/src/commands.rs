@@ -354,32 +354,21 @@ fn export_cmd(a: ExportArgs) -> Result<(), Failure> {
     )
     .map_err(|e| io_fail(e).unwrap_or(Failure::failed("output closed")))?;
     let mut skipped = spool::Skipped::default();
-    let mut readable = 0;
+    let mut errors = Vec::new();
     let mut write_error = None;
-    for dir in &a.select.spool {
-        let files = match spool::day_files(dir) {
-            Ok(f) => f,
-            Err(e) => {
-                spool::warn(&format!("{}: cannot read spool: {e}", dir.display()));
-                continue;
+    let readable = spool::each_record(
+        &a.select.spool,
+        w.first_day_file(),
+        &mut skipped,
+        &mut errors,
+        |p| {
+            if write_error.is_none()
+                && let Err(e) = ex.add(p)
+            {
+                write_error = Some(e);
             }
-        };
-        readable += 1;
-        for f in files.iter().filter(|f| f.day >= w.first_day_file()) {
-            spool::read_lines(f, 0, spool::Share::ALL, &mut skipped, |_, line| {
-                let p = record::parse(line)?;
-                if write_error.is_none()
-                    && let Err(e) = ex.add(&p)
-                {
-                    write_error = Some(e);
-                }
-                Ok(())
-            });
-            if write_error.is_some() {
-                break;
-            }
-        }
-    }
+        },
+    );
     if let Some(e) = write_error {
         return io_fail(e).map_or(Ok(()), Err);
     }
