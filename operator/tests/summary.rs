@@ -745,3 +745,116 @@ fn spools_are_only_read() {
     std::fs::set_permissions(&s.dir, std::fs::Permissions::from_mode(0o750)).unwrap();
     assert_eq!(before, snapshot());
 }
+
+#[test]
+fn digest_is_one_mime_message_and_sendmail_failure_is_exit_1() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let s = Spool::new(t.path(), "a");
+    s.put(&record(
+        "Google Inc.",
+        "mail-1",
+        T0,
+        T0 + DAY,
+        true,
+        vec![policy(
+            "sts",
+            "example.com",
+            90,
+            10,
+            vec![detail(
+                "certificate-expired",
+                10,
+                "203.0.113.2",
+                "mx1.example.com",
+            )],
+        )],
+    ));
+    // A sendmail that keeps its arguments and the message.
+    let fake = t.path().join("sendmail");
+    let got = t.path().join("message");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}.args\ncat > {0}\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spool = s.dir.to_str().unwrap().to_owned();
+    let base = win();
+    let o = run(&args(
+        &base,
+        &[
+            "summary",
+            "--spool",
+            &spool,
+            "--mail-to",
+            "postmaster@example.com",
+            "--mail-from",
+            "tlsrpt@example.com",
+            "--sendmail",
+            fake.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "a digest prints nothing");
+    let argv = std::fs::read_to_string(format!("{}.args", got.display())).unwrap();
+    assert_eq!(argv.trim(), "-t -i -f tlsrpt@example.com");
+    let m = std::fs::read_to_string(&got).unwrap();
+    assert!(
+        m.contains("To: postmaster@example.com\n") && m.contains("From: tlsrpt@example.com\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Subject: TLS report digest: 10 failed sessions in 1 of 1 domains"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Content-Type: multipart/alternative; boundary="),
+        "{m}"
+    );
+    assert!(
+        m.contains("Content-Type: text/plain; charset=utf-8")
+            && m.contains("Content-Type: text/html; charset=utf-8"),
+        "{m}"
+    );
+    assert!(
+        m.contains("example.com: 10 failed of 100 sessions (10.00%)"),
+        "{m}"
+    );
+    assert!(
+        m.lines().all(|l| l.len() <= 998),
+        "a line over SMTP's limit"
+    );
+    // Header injection through an address is refused (bad argument, exit 2).
+    let o = run(&args(
+        &base,
+        &[
+            "summary",
+            "--spool",
+            &spool,
+            "--mail-to",
+            "a@example.com\nBcc: x@evil.example",
+            "--sendmail",
+            fake.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // sendmail failing is exit 1.
+    let o = run(&args(
+        &base,
+        &[
+            "summary",
+            "--spool",
+            &spool,
+            "--mail-to",
+            "postmaster@example.com",
+            "--sendmail",
+            "/bin/false",
+        ],
+    ));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/bin/false failed"), "{}", stderr(&o));
+}
