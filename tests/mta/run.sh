@@ -63,7 +63,7 @@ build_root() {
     # Wheels are fetched by the host's pip (its index and certificates), installed offline.
     wheels=$(mktemp -d "$CACHE/wheels.XXXXXX")
     # shellcheck disable=SC2086
-    env -u PIP_FIND_LINKS pip wheel -q -w "$wheels" $PY_PKGS >/dev/null || { rm -rf "$wheels"; echo "pip wheel $PY_PKGS failed"; return 1; }
+    env -u PIP_FIND_LINKS python3 -m pip wheel -q -w "$wheels" $PY_PKGS >/dev/null || { rm -rf "$wheels"; echo "pip wheel $PY_PKGS failed"; return 1; }
     if ! mmdebstrap --quiet --variant=apt --skip=cleanup/apt --include="$BASE_PKGS" \
         --customize-hook="chroot \"\$1\" apt-get install --download-only -y -qq $MTA_PKGS_1" \
         --customize-hook="chroot \"\$1\" apt-get install --download-only -y -qq $MTA_PKGS_2" \
