@@ -61,32 +61,17 @@ fn history(t: &Path) -> (Spool, Spool) {
         T0,
         T0 + DAY + 60,
         true,
-        vec![
-            policy(
-                "sts",
-                "example.com",
-                100,
-                6,
-                vec![detail(
-                    "starttls-not-supported",
-                    4,
-                    "203.0.113.1",
-                    "mx1.example.com",
-                )],
-            ),
-            policy(
-                "tlsa",
-                "example.com",
-                100,
-                6,
-                vec![detail(
-                    "starttls-not-supported",
-                    4,
-                    "203.0.113.1",
-                    "mx1.example.com",
-                )],
-            ),
-        ],
+        sts_and_tlsa(
+            "example.com",
+            100,
+            6,
+            vec![detail(
+                "starttls-not-supported",
+                4,
+                "203.0.113.1",
+                "mx1.example.com",
+            )],
+        ),
     );
     a.put(&ms);
     b.put(&ms); // delivered to both MX hosts

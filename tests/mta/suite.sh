@@ -186,17 +186,24 @@ PY
     kill "$pid"; wait "$pid" 2>/dev/null
 }
 
+# reporter_send DIR ORGANIZATION DELIVERY-OPTIONS...: starts reportd on what collectd
+# stored in DIR, delivering as the options say; its pid in REPORTD_PID.
+reporter_send() {
+    local R=$1 org=$2; shift 2
+    "$VENV/bin/tlsrpt-reportd" --dbname "$R/reportd.sqlite" \
+        --fetchers "$VENV/bin/tlsrpt-fetcher --storage sqlite://$R/collectd.sqlite" \
+        --organization_name "$org" --contact_info tlsrpt@reporter.example \
+        --sender_address tlsrpt@reporter.example \
+        --spread_out_delivery 1 --interval_main_loop 2 "$@" >"$R/reportd.log" 2>&1 &
+    REPORTD_PID=$!
+}
+
 log "tlsrpt-reporter: a real sender's report through Postfix"
 if [ -x "$VENV/bin/tlsrpt-collectd" ]; then
     R="$WORK/reporter"
     reporter_collect "$R" "v=TLSRPTv1; rua=mailto:tls-reports@example.com"
-    "$VENV/bin/tlsrpt-reportd" --dbname "$R/reportd.sqlite" \
-        --fetchers "$VENV/bin/tlsrpt-fetcher --storage sqlite://$R/collectd.sqlite" \
-        --organization_name "Example Reporter Org" --contact_info tlsrpt@reporter.example \
-        --sender_address tlsrpt@reporter.example \
-        --sendmail_script "tee $R/report.eml | /usr/sbin/sendmail -i -t -f tlsrpt@reporter.example" \
-        --spread_out_delivery 1 --interval_main_loop 2 >"$R/reportd.log" 2>&1 &
-    REPORTD_PID=$!
+    reporter_send "$R" "Example Reporter Org" \
+        --sendmail_script "tee $R/report.eml | /usr/sbin/sendmail -i -t -f tlsrpt@reporter.example"
     wait_for 60 test -s "$R/report.eml"
     sleep 2; kill "$REPORTD_PID" 2>/dev/null; wait "$REPORTD_PID" 2>/dev/null; REPORTD_PID=
     if [ -s "$R/report.eml" ]; then
@@ -466,13 +473,8 @@ if [ -x "$VENV/bin/tlsrpt-collectd" ]; then
     reporter_collect "$R" "v=TLSRPTv1; rua=https://reports.example.com/v1/tlsrpt"
     # Its default http_script is curl; a test certificate needs --insecure (RFC 8460 §3:
     # senders MAY ignore certificate errors), and the name points at our lighttpd.
-    "$VENV/bin/tlsrpt-reportd" --dbname "$R/reportd.sqlite" \
-        --fetchers "$VENV/bin/tlsrpt-fetcher --storage sqlite://$R/collectd.sqlite" \
-        --organization_name "HTTPS Reporter Org" --contact_info tlsrpt@reporter.example \
-        --sender_address tlsrpt@reporter.example \
-        --http_script "curl --silent --fail --insecure --connect-to reports.example.com:443:127.0.0.1:8443 --header 'Content-Type: application/tlsrpt+gzip' --data-binary @-" \
-        --spread_out_delivery 1 --interval_main_loop 2 >"$R/reportd.log" 2>&1 &
-    REPORTD_PID=$!
+    reporter_send "$R" "HTTPS Reporter Org" \
+        --http_script "curl --silent --fail --insecure --connect-to reports.example.com:443:127.0.0.1:8443 --header 'Content-Type: application/tlsrpt+gzip' --data-binary @-"
     https_reports() { python3 -c "import sys; sys.path.insert(0, '$HERE'); import check; print(sum(1 for r in check.records('$HSPOOL') if r['report'].get('organization-name') == 'HTTPS Reporter Org' and r['source'].get('transport') == 'https'))"; }
     https_stored() { [ "$(https_reports)" = "$1" ]; }
     check "reporter over HTTPS: the report is stored" wait_for 60 https_stored 1

@@ -36,6 +36,26 @@ use crate::spool::{self, Share, Skipped};
 
 pub use rows::ReportRows;
 
+/// Schema version 2, the same SQL on SQLite and PostgreSQL: indexes for the joins and
+/// the view that counts a session reported under sts and tlsa once per report and
+/// domain (the policy with the largest session count stands for the domain).
+pub const SCHEMA_V2: &str = r#"
+CREATE INDEX IF NOT EXISTS smtp_tls_policy_report_id ON smtp_tls_policy(report_id);
+CREATE INDEX IF NOT EXISTS smtp_tls_failure_detail_policy_id ON smtp_tls_failure_detail(policy_id);
+CREATE INDEX IF NOT EXISTS smtp_tls_report_end_date ON smtp_tls_report(end_date);
+CREATE VIEW tlsrpt_domain_report AS
+SELECT * FROM (
+    SELECT r.id AS report_pk, r.organization_name, r.begin_date, r.end_date,
+           lower(rtrim(p.policy_domain, '.')) AS policy_domain, p.id AS policy_pk,
+           p.policy_type, p.successful_session_count, p.failed_session_count,
+           ROW_NUMBER() OVER (
+               PARTITION BY r.id, lower(rtrim(p.policy_domain, '.'))
+               ORDER BY p.successful_session_count + p.failed_session_count DESC,
+                        p.failed_session_count DESC, p.id) AS rn
+    FROM smtp_tls_report r JOIN smtp_tls_policy p ON p.report_id = r.id) AS t
+WHERE rn = 1;
+"#;
+
 /// Reports handed to the store at once (bounds memory: ~1,000 records).
 const BATCH: usize = 1000;
 

@@ -62,22 +62,7 @@ CREATE TABLE tlsrpt_checkpoint (
     read_to BIGINT NOT NULL,
     PRIMARY KEY (spool, file));
 "#,
-    r#"
-CREATE INDEX IF NOT EXISTS smtp_tls_policy_report_id ON smtp_tls_policy(report_id);
-CREATE INDEX IF NOT EXISTS smtp_tls_failure_detail_policy_id ON smtp_tls_failure_detail(policy_id);
-CREATE INDEX IF NOT EXISTS smtp_tls_report_end_date ON smtp_tls_report(end_date);
-CREATE VIEW tlsrpt_domain_report AS
-SELECT * FROM (
-    SELECT r.id AS report_pk, r.organization_name, r.begin_date, r.end_date,
-           lower(rtrim(p.policy_domain, '.')) AS policy_domain, p.id AS policy_pk,
-           p.policy_type, p.successful_session_count, p.failed_session_count,
-           ROW_NUMBER() OVER (
-               PARTITION BY r.id, lower(rtrim(p.policy_domain, '.'))
-               ORDER BY p.successful_session_count + p.failed_session_count DESC,
-                        p.failed_session_count DESC, p.id) AS rn
-    FROM smtp_tls_report r JOIN smtp_tls_policy p ON p.report_id = r.id) AS t
-WHERE rn = 1;
-"#,
+    super::SCHEMA_V2,
 ];
 
 struct Statements {

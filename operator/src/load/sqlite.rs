@@ -12,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{ReportRows, SCHEMA_VERSION, Store};
 
-/// Forward migrations; entry `i` takes a database from version `i` to `i + 1`.
+/// Forward migrations; entry `i` takes a database from version `i` to `i + 1`
+/// (version 2 is shared with PostgreSQL: [`super::SCHEMA_V2`]).
 /// Version 1 is parsedmarc's tables (nearest SQLite types) plus ours; version 2 adds
 /// indexes and the once-per-report-and-domain view.
 pub const MIGRATIONS: [&str; 2] = [
@@ -60,22 +61,7 @@ CREATE TABLE tlsrpt_checkpoint (
     read_to INTEGER NOT NULL,
     PRIMARY KEY (spool, file));
 "#,
-    r#"
-CREATE INDEX IF NOT EXISTS smtp_tls_policy_report_id ON smtp_tls_policy(report_id);
-CREATE INDEX IF NOT EXISTS smtp_tls_failure_detail_policy_id ON smtp_tls_failure_detail(policy_id);
-CREATE INDEX IF NOT EXISTS smtp_tls_report_end_date ON smtp_tls_report(end_date);
-CREATE VIEW tlsrpt_domain_report AS
-SELECT * FROM (
-    SELECT r.id AS report_pk, r.organization_name, r.begin_date, r.end_date,
-           lower(rtrim(p.policy_domain, '.')) AS policy_domain, p.id AS policy_pk,
-           p.policy_type, p.successful_session_count, p.failed_session_count,
-           ROW_NUMBER() OVER (
-               PARTITION BY r.id, lower(rtrim(p.policy_domain, '.'))
-               ORDER BY p.successful_session_count + p.failed_session_count DESC,
-                        p.failed_session_count DESC, p.id) AS rn
-    FROM smtp_tls_report r JOIN smtp_tls_policy p ON p.report_id = r.id) AS t
-WHERE rn = 1;
-"#,
+    super::SCHEMA_V2,
 ];
 
 pub struct Sqlite {

@@ -240,6 +240,37 @@ fn domain(out: &mut String, d: &DomainDoc) {
     }
 }
 
+/// One row per domain: its figures, and the change in failures when `change`.
+fn overview(out: &mut String, domains: &[DomainDoc], change: bool) {
+    let mut head = vec![
+        "policy domain",
+        "reports",
+        "successful",
+        "failed",
+        "failure rate",
+    ];
+    if change {
+        head.push("change (failed)");
+    }
+    table(
+        out,
+        &head,
+        domains.iter().map(|d| {
+            let mut row = vec![
+                d.policy_domain.clone(),
+                thousands(d.sessions.reports),
+                thousands(d.sessions.successful),
+                thousands(d.sessions.failed),
+                percent(d.sessions.failure_rate),
+            ];
+            if change {
+                row.push(format!("{:+}", d.previous.change.failed));
+            }
+            row
+        }),
+    );
+}
+
 pub fn render(doc: &Doc) -> String {
     let mut out = String::new();
     let _ = write!(
@@ -258,27 +289,7 @@ pub fn render(doc: &Doc) -> String {
     if doc.domains.is_empty() {
         out.push_str("<p>No authenticated reports in this window.</p>");
     } else {
-        table(
-            &mut out,
-            &[
-                "policy domain",
-                "reports",
-                "successful",
-                "failed",
-                "failure rate",
-                "change (failed)",
-            ],
-            doc.domains.iter().map(|d| {
-                vec![
-                    d.policy_domain.clone(),
-                    thousands(d.sessions.reports),
-                    thousands(d.sessions.successful),
-                    thousands(d.sessions.failed),
-                    percent(d.sessions.failure_rate),
-                    format!("{:+}", d.previous.change.failed),
-                ]
-            }),
-        );
+        overview(&mut out, &doc.domains, true);
         for d in &doc.domains {
             domain(&mut out, d);
         }
@@ -292,25 +303,7 @@ pub fn render(doc: &Doc) -> String {
             thousands(u.sessions.failed),
             thousands(u.sessions.successful + u.sessions.failed)
         );
-        table(
-            &mut out,
-            &[
-                "policy domain",
-                "reports",
-                "successful",
-                "failed",
-                "failure rate",
-            ],
-            u.domains.iter().map(|d| {
-                vec![
-                    d.policy_domain.clone(),
-                    thousands(d.sessions.reports),
-                    thousands(d.sessions.successful),
-                    thousands(d.sessions.failed),
-                    percent(d.sessions.failure_rate),
-                ]
-            }),
-        );
+        overview(&mut out, &u.domains, false);
     }
     let _ = write!(
         out,

@@ -43,6 +43,14 @@ pub fn policy(ptype: &str, domain: &str, ok: u64, failed: u64, details: Vec<Valu
     p
 }
 
+/// Microsoft's shape: the same sessions under an sts and a tlsa policy of one report.
+pub fn sts_and_tlsa(domain: &str, ok: u64, failed: u64, details: Vec<Value>) -> Vec<Value> {
+    vec![
+        policy("sts", domain, ok, failed, details.clone()),
+        policy("tlsa", domain, ok, failed, details),
+    ]
+}
+
 /// A record for a daily report starting at `start`.
 pub fn record(
     org: &str,
