@@ -110,12 +110,13 @@ pub fn send(sendmail: &str, from: Option<&str>, msg: &str) -> Result<(), String>
         .expect("piped stdin")
         .write_all(msg.as_bytes());
     let status = child.wait().map_err(|e| format!("{sendmail}: {e}"))?;
-    wrote.map_err(|e| format!("{sendmail}: writing the message: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{sendmail} failed: {status}"))
+    // The exit status is the verdict that explains most: a sendmail that exits early
+    // (refusing the message) makes our write fail with EPIPE, which says less.
+    if !status.success() {
+        return Err(format!("{sendmail} failed: {status}"));
     }
+    // Exited 0 but did not take the whole message: still not sent.
+    wrote.map_err(|e| format!("{sendmail}: writing the message: {e}"))
 }
 
 #[cfg(test)]
