@@ -16,6 +16,9 @@ Times are medians of interleaved runs; peak RSS from GNU time.
 """
 import os, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spools import year_spool  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench", "out")
 BIN = os.path.join(ROOT, "target", "release", "tlsrpt")
@@ -36,12 +39,7 @@ def peak_rss_and_time(argv, env=None):
 def main():
     os.makedirs(OUT, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "tlsrpt"], cwd=ROOT, check=True)
-    spool = os.path.join(OUT, f"year-{RECORDS}")
-    if not os.path.exists(os.path.join(spool, ".complete")):
-        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_spool.py"), spool, "--records", str(RECORDS)],
-                       check=True)
-        open(os.path.join(spool, ".complete"), "w").close()
-    size = sum(os.path.getsize(os.path.join(spool, f)) for f in os.listdir(spool) if f.endswith(".jsonl"))
+    spool, size = year_spool(RECORDS)
     now = int(time.time())
     glob = os.path.join(spool, "*.jsonl")
 

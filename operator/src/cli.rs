@@ -242,7 +242,17 @@ pub struct LoadArgs {
     #[arg(long, value_name = "URL", env = "TLSRPT_DB", default_value = DEFAULT_DB)]
     pub db: String,
 
+    /// Connections loading day files at once (PostgreSQL; SQLite writes with one).
+    /// Default: one per core, at most 4.
+    #[arg(long, value_name = "N", default_value_t = default_jobs(),
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
     /// Say what was loaded (one line on stdout).
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+fn default_jobs() -> u16 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u16)
 }

@@ -37,11 +37,11 @@ fn load_cmd(a: LoadArgs) -> Result<(), Failure> {
         load::LoadError::Usage(m) => Failure::usage(format!("--db {m}")),
     };
     let mut store = load::open(&a.db).map_err(map)?;
-    let l = load::load(store.as_mut(), &a.spool).map_err(map)?;
+    let l = load::load(store.as_mut(), &a.spool, a.jobs.into()).map_err(map)?;
     if a.verbose {
         write_stdout(&format!(
-            "loaded {} new reports ({} already stored) from {} day files, {} bytes; {} lines skipped\n",
-            l.inserted, l.already, l.files_read, l.bytes_read, l.skipped_lines
+            "loaded {} new reports ({} already stored) from {} day files, {} bytes; {} lines skipped; {} transactions rerun\n",
+            l.inserted, l.already, l.files_read, l.bytes_read, l.skipped_lines, l.reruns
         ))?;
     }
     Ok(())
@@ -287,7 +287,7 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
                         Err(_) => skipped.lines += 1,
                     },
                 )
-                .map_err(fail)?;
+                .map_err(|x| fail(x.msg))?;
             (s, skipped, vec![std::path::PathBuf::from(db)])
         }
     };

@@ -17,9 +17,13 @@
 //!   moves the file's checkpoint (inode, bytes read) together; a run reads only bytes
 //!   past the checkpoint; a torn last line is left for the next run. A kill at any point
 //!   rolls back to the last commit, and the next run continues from there.
-//! - **Concurrent**: each file's transaction holds the database's write lock (SQLite
-//!   `BEGIN IMMEDIATE`, PostgreSQL `pg_advisory_xact_lock`) and rereads the checkpoint
-//!   under it, so two loads at once neither corrupt nor double-insert.
+//! - **Concurrent**: each file's transaction holds a lock of that file (SQLite
+//!   `BEGIN IMMEDIATE`, the database's one writer; PostgreSQL a two-key
+//!   `pg_advisory_xact_lock` on the file) and rereads the checkpoint under it, so two
+//!   loads at once, or the `--jobs` workers of one, neither corrupt nor double-insert.
+//!   On PostgreSQL copies of one report loaded at once wait on each other's unique
+//!   keys; the transaction that loses (a deadlock, a key committed first) is rolled back
+//!   and rerun alone (see `Store::begin`), where it skips what the winner stored.
 //! - **Hostile data**: report fields are parameters, never SQL text; NUL (which
 //!   PostgreSQL text and jsonb cannot hold) becomes U+FFFD; text that is not an IP
 //!   address goes to INET columns as NULL (the record JSON keeps the original).
@@ -60,7 +64,7 @@ WHERE rn = 1;
 const BATCH: usize = 1000;
 
 /// The newest schema version; see each backend's `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Why a load stopped.
 #[derive(Debug)]
@@ -73,21 +77,56 @@ pub enum LoadError {
     Usage(String),
 }
 
+/// A database error; `retry` when the transaction lost a race with a concurrent one
+/// (a deadlock, a key another transaction committed first) and rerunning it is right.
+#[derive(Debug)]
+pub struct DbError {
+    pub msg: String,
+    pub retry: bool,
+}
+
+impl From<String> for DbError {
+    fn from(msg: String) -> DbError {
+        DbError { msg, retry: false }
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Transactions a day file gets before a lost race is an error (exit 75; the next run
+/// starts over from the checkpoint). Reruns run alone, so the second attempt succeeds
+/// but for a writer outside tlsrpt (parsedmarc) racing it.
+const ATTEMPTS: usize = 3;
+
 /// What a database backend does for the loader.
-pub trait Store {
+pub trait Store: Send {
     /// Creates or upgrades the schema to [`SCHEMA_VERSION`].
-    fn migrate(&mut self) -> Result<(), String>;
+    fn migrate(&mut self) -> DbResult<()>;
     /// Checkpoints of one spool: file name → (inode, bytes read).
-    fn checkpoints(&mut self, spool: &str) -> Result<HashMap<String, (u64, u64)>, String>;
-    /// Starts a transaction holding the write lock.
-    fn begin(&mut self) -> Result<(), String>;
+    fn checkpoints(&mut self, spool: &str) -> DbResult<HashMap<String, (u64, u64)>>;
+    /// Starts a transaction holding the lock of one day file of one spool (SQLite: the
+    /// database's write lock). `alone`: for a rerun after a lost race, also wait until
+    /// no other file transaction runs, and keep new ones out until this one ends, so
+    /// that it sees every row the winners stored and cannot lose again.
+    fn begin(&mut self, spool: &str, file: &str, alone: bool) -> DbResult<()>;
+    /// Another connection to the same database, for a worker loading other files at
+    /// the same time; `None` where writes are one at a time anyway (SQLite).
+    fn another(&self) -> DbResult<Option<Box<dyn Store>>> {
+        Ok(None)
+    }
     /// Under the lock: the checkpoint of one file.
-    fn checkpoint(&mut self, spool: &str, file: &str) -> Result<Option<(u64, u64)>, String>;
+    fn checkpoint(&mut self, spool: &str, file: &str) -> DbResult<Option<(u64, u64)>>;
     /// Inserts one report unless it is already stored; returns whether it was new.
-    fn insert(&mut self, r: &ReportRows) -> Result<bool, String>;
+    fn insert(&mut self, r: &ReportRows) -> DbResult<bool>;
     /// Inserts a batch (reports of one day file, in order); returns (new, already
     /// stored). The default inserts one by one; a backend may do it in a few statements.
-    fn insert_batch(&mut self, rows: &[ReportRows]) -> Result<(u64, u64), String> {
+    fn insert_batch(&mut self, rows: &[ReportRows]) -> DbResult<(u64, u64)> {
         let mut n = (0, 0);
         for r in rows {
             if self.insert(r)? {
@@ -98,17 +137,11 @@ pub trait Store {
         }
         Ok(n)
     }
-    fn set_checkpoint(
-        &mut self,
-        spool: &str,
-        file: &str,
-        inode: u64,
-        offset: u64,
-    ) -> Result<(), String>;
-    fn commit(&mut self) -> Result<(), String>;
+    fn set_checkpoint(&mut self, spool: &str, file: &str, inode: u64, offset: u64) -> DbResult<()>;
+    fn commit(&mut self) -> DbResult<()>;
     fn rollback(&mut self);
     /// Records (as JSON lines) whose report ends after `after`, for `summary --db`.
-    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> Result<(), String>;
+    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> DbResult<()>;
 }
 
 /// Opens the database of a `--db` value.
@@ -141,14 +174,32 @@ pub struct Loaded {
     pub files_read: u64,
     pub bytes_read: u64,
     pub skipped_lines: u64,
+    /// File transactions rerun after losing a race with a concurrent one.
+    pub reruns: u64,
 }
 
-/// Loads every spool's new records.
-pub fn load(store: &mut dyn Store, spools: &[PathBuf]) -> Result<Loaded, LoadError> {
-    store.migrate().map_err(LoadError::Database)?;
+/// One day file with something new to load.
+struct Work {
+    spool: String,
+    name: String,
+    file: spool::DayFile,
+    ino: u64,
+    len: u64,
+}
+
+/// Loads every spool's new records, with up to `jobs` connections at once (PostgreSQL:
+/// one server backend per connection, so the server's work, most of a load, spreads
+/// over its cores; SQLite: one).
+///
+/// Day files are the unit of work and of transaction; they are handed out in name order
+/// across spools, so copies of one report in two spools (same day file name) are mostly
+/// loaded at the same time, the race the per-file locks and the retry exist for.
+pub fn load(store: &mut dyn Store, spools: &[PathBuf], jobs: usize) -> Result<Loaded, LoadError> {
+    store.migrate().map_err(|e| LoadError::Database(e.msg))?;
     let mut out = Loaded::default();
     let mut readable = 0;
     let mut errors = Vec::new();
+    let mut work = Vec::new();
     for dir in spools {
         let files = match spool::day_files(dir) {
             Ok(f) => f,
@@ -162,7 +213,7 @@ pub fn load(store: &mut dyn Store, spools: &[PathBuf]) -> Result<Loaded, LoadErr
         let spool_name = dir.display().to_string();
         let known = store
             .checkpoints(&spool_name)
-            .map_err(LoadError::Database)?;
+            .map_err(|e| LoadError::Database(e.msg))?;
         for f in files {
             let name = f
                 .path
@@ -177,21 +228,99 @@ pub fn load(store: &mut dyn Store, spools: &[PathBuf]) -> Result<Loaded, LoadErr
             if known.get(&name) == Some(&(ino, len)) {
                 continue;
             }
-            store.begin().map_err(LoadError::Database)?;
-            let result = load_file(store, &spool_name, &name, &f, ino, len, &mut out);
-            match result {
-                Ok(()) => store.commit().map_err(LoadError::Database)?,
-                Err(e) => {
-                    store.rollback();
-                    return Err(LoadError::Database(e));
-                }
-            }
+            work.push(Work {
+                spool: spool_name.clone(),
+                name,
+                file: f,
+                ino,
+                len,
+            });
         }
     }
     if readable == 0 {
         return Err(LoadError::NoSpool(errors.join("; ")));
     }
+    work.sort_by(|a, b| (&a.name, &a.spool).cmp(&(&b.name, &b.spool)));
+    let mut stores: Vec<Box<dyn Store>> = Vec::new();
+    while stores.len() + 1 < jobs.min(work.len()) {
+        match store.another().map_err(|e| LoadError::Database(e.msg))? {
+            Some(s) => stores.push(s),
+            None => break,
+        }
+    }
+    let queue = std::sync::Mutex::new(work.into_iter());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let worker = |store: &mut dyn Store| -> Result<Loaded, String> {
+        let mut done = Loaded::default();
+        loop {
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(done);
+            }
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            let Some(w) = next else {
+                return Ok(done);
+            };
+            match load_one(store, &w) {
+                Ok(l) => done.add(l),
+                Err(e) => {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let results: Vec<Result<Loaded, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter_mut()
+            .map(|s| scope.spawn(|| worker(s.as_mut())))
+            .collect();
+        let mut r = vec![worker(store)];
+        r.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("a load worker panicked".into()))
+        }));
+        r
+    });
+    for r in results {
+        out.add(r.map_err(LoadError::Database)?);
+    }
     Ok(out)
+}
+
+impl Loaded {
+    fn add(&mut self, o: Loaded) {
+        self.inserted += o.inserted;
+        self.already += o.already;
+        self.files_read += o.files_read;
+        self.bytes_read += o.bytes_read;
+        self.skipped_lines += o.skipped_lines;
+        self.reruns += o.reruns;
+    }
+}
+
+/// One day file in one transaction, rerun from its checkpoint when it lost a race.
+fn load_one(store: &mut dyn Store, w: &Work) -> Result<Loaded, String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut l = Loaded::default();
+        let r = store.begin(&w.spool, &w.name, attempt > 1).and_then(|()| {
+            load_file(store, &w.spool, &w.name, &w.file, w.ino, w.len, &mut l)?;
+            store.commit()
+        });
+        match r {
+            Ok(()) => {
+                l.reruns = attempt as u64 - 1;
+                return Ok(l);
+            }
+            Err(e) => {
+                store.rollback();
+                if !(e.retry && attempt < ATTEMPTS) {
+                    return Err(e.msg);
+                }
+            }
+        }
+    }
 }
 
 fn load_file(
@@ -202,7 +331,7 @@ fn load_file(
     ino: u64,
     len: u64,
     out: &mut Loaded,
-) -> Result<(), String> {
+) -> DbResult<()> {
     // Reread under the lock: another load may have moved it.
     let from = match store.checkpoint(spool_name, name)? {
         Some((i, off)) if i == ino && off <= len => off,
@@ -215,16 +344,14 @@ fn load_file(
     let mut err = None;
     // Rows go to the store in batches (PostgreSQL inserts a batch in a few statements).
     let mut batch: Vec<ReportRows> = Vec::with_capacity(BATCH);
-    let flush = |store: &mut dyn Store,
-                 batch: &mut Vec<ReportRows>,
-                 out: &mut Loaded|
-     -> Result<(), String> {
-        let (new, old) = store.insert_batch(batch)?;
-        out.inserted += new;
-        out.already += old;
-        batch.clear();
-        Ok(())
-    };
+    let flush =
+        |store: &mut dyn Store, batch: &mut Vec<ReportRows>, out: &mut Loaded| -> DbResult<()> {
+            let (new, old) = store.insert_batch(batch)?;
+            out.inserted += new;
+            out.already += old;
+            batch.clear();
+            Ok(())
+        };
     let end = spool::read_lines(f, from, Share::ALL, &mut skipped, |_, line| {
         if err.is_some() {
             return Ok(());

@@ -10,14 +10,33 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, NoTls, Statement};
+use tlsrpt_pipe::datetime::Timestamp;
 
-use super::{ReportRows, SCHEMA_VERSION, Store};
+use super::{DbError, DbResult, ReportRows, SCHEMA_VERSION, Store};
 
-/// A lock id for `pg_advisory_xact_lock`: "tlsrpt" in ASCII.
+/// A lock id for `pg_advisory_xact_lock` around migrations: "tlsrpt" in ASCII.
 const LOCK_ID: i64 = 0x746c_7372_7074;
+/// The class of the per-day-file locks (two-key advisory locks, a key space apart from
+/// the one-key lock above): "tl"; the second key is a hash of spool and file name.
+const FILE_LOCK_CLASS: i32 = 0x746c;
+/// The gate every file transaction holds shared, and a rerun after a lost race holds
+/// exclusive (two-key lock ("tr", 0)): the rerun waits for the transactions in flight
+/// and runs alone. Always taken before the file lock, so the locks cannot deadlock.
+const GATE: (i32, i32) = (0x7472, 0);
 
-pub const MIGRATIONS: [&str; 2] = [
+/// Forward migrations; entry `i` takes a database from version `i` to `i + 1`.
+/// Version 1 is parsedmarc's tables plus ours; version 2 (shared with SQLite) adds
+/// indexes and the once-per-report-and-domain view; version 3 stores the record and
+/// warnings JSON with lz4 rather than pglz: TOAST compression was half of the load time
+/// (rows already stored stay as they are). A server without lz4 (built without it, or
+/// older than PostgreSQL 14) keeps pglz: the statement is run dynamically so that its
+/// error is caught, and the version still moves on.
+pub const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE IF NOT EXISTS smtp_tls_report (
     id BIGSERIAL PRIMARY KEY,
@@ -63,29 +82,74 @@ CREATE TABLE tlsrpt_checkpoint (
     PRIMARY KEY (spool, file));
 "#,
     super::SCHEMA_V2,
+    r#"
+DO $$
+BEGIN
+    EXECUTE 'ALTER TABLE tlsrpt_report_meta ALTER COLUMN record SET COMPRESSION lz4, '
+            'ALTER COLUMN warnings SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR syntax_error OR invalid_parameter_value THEN
+    RAISE NOTICE 'lz4 compression not available: the record column keeps pglz';
+END
+$$;
+"#,
 ];
 
 struct Statements {
-    meta_known: Statement,
-    report: Statement,
-    policy: Statement,
-    detail: Statement,
-    meta: Statement,
     checkpoint: Statement,
     set_checkpoint: Statement,
 }
 
+/// A JSON text sent as `jsonb` in binary form (format version 1, then the text): the
+/// server parses it once, the client does not at all.
+#[derive(Debug)]
+struct Jsonb<'a>(&'a str);
+
+impl ToSql for Jsonb<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+    to_sql_checked!();
+}
+
+fn system_time(t: Timestamp) -> SystemTime {
+    match u64::try_from(t.0) {
+        Ok(s) => UNIX_EPOCH + Duration::from_secs(s),
+        Err(_) => UNIX_EPOCH - Duration::from_secs(t.0.unsigned_abs()),
+    }
+}
+
 pub struct Pg {
     client: Client,
+    config: Config,
     st: Option<Statements>,
 }
 
-fn e(x: postgres::Error) -> String {
+fn e(x: postgres::Error) -> DbError {
+    use postgres::error::SqlState;
+    // A deadlock with a concurrent load, or a key it committed while this transaction
+    // waited for it: rerunning the file's transaction sees its rows and skips them.
+    let retry = [
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::UNIQUE_VIOLATION,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+    ]
+    .iter()
+    .any(|c| x.code() == Some(c));
     // The server's message, when there is one, says more than the client's summary.
-    match x.as_db_error() {
+    let msg = match x.as_db_error() {
         Some(db) => format!("postgresql: {}", db.message()),
         None => format!("postgresql: {x}"),
-    }
+    };
+    DbError { msg, retry }
 }
 
 /// The password of `~/.pgpass` (or `$PGPASSFILE`) for this connection, as libpq reads it.
@@ -166,44 +230,18 @@ impl Pg {
         }
         cfg.application_name("tlsrpt load");
         cfg.connect_timeout(std::time::Duration::from_secs(10));
-        let client = cfg.connect(NoTls).map_err(e)?;
-        Ok(Pg { client, st: None })
+        let client = cfg.connect(NoTls).map_err(|x| e(x).msg)?;
+        Ok(Pg {
+            client,
+            config: cfg,
+            st: None,
+        })
     }
 
-    fn st(&mut self) -> Result<&Statements, String> {
+    fn st(&mut self) -> DbResult<&Statements> {
         if self.st.is_none() {
             let c = &mut self.client;
             let st = Statements {
-                meta_known: c.prepare("SELECT 1 FROM tlsrpt_report_meta WHERE dedup_key = $1").map_err(e)?,
-                report: c
-                    .prepare(
-                        "INSERT INTO smtp_tls_report (organization_name, begin_date, end_date, contact_info, report_id)
-                         VALUES ($1, $2::text::timestamptz, $3::text::timestamptz, $4, $5)
-                         ON CONFLICT (organization_name, report_id, begin_date, end_date) DO NOTHING RETURNING id",
-                    )
-                    .map_err(e)?,
-                policy: c
-                    .prepare(
-                        "INSERT INTO smtp_tls_policy (report_id, policy_domain, policy_type, policy_strings,
-                         mx_host_patterns, successful_session_count, failed_session_count)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    )
-                    .map_err(e)?,
-                detail: c
-                    .prepare(
-                        "INSERT INTO smtp_tls_failure_detail (policy_id, result_type, failed_session_count,
-                         sending_mta_ip, receiving_ip, receiving_mx_hostname, receiving_mx_helo,
-                         additional_info_uri, failure_reason_code)
-                         VALUES ($1, $2, $3, $4::text::inet, $5::text::inet, $6, $7, $8, $9)",
-                    )
-                    .map_err(e)?,
-                meta: c
-                    .prepare(
-                        "INSERT INTO tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool,
-                         dkim_verdict, warnings, record)
-                         VALUES ($1, $2, $3::text::timestamptz, $4, $5, $6::text::jsonb, $7::text::jsonb)",
-                    )
-                    .map_err(e)?,
                 checkpoint: c
                     .prepare("SELECT inode, read_to FROM tlsrpt_checkpoint WHERE spool = $1 AND file = $2")
                     .map_err(e)?,
@@ -221,7 +259,7 @@ impl Pg {
 }
 
 impl Store for Pg {
-    fn migrate(&mut self) -> Result<(), String> {
+    fn migrate(&mut self) -> DbResult<()> {
         let target = super::sqlite::target_version();
         let mut tx = self.client.transaction().map_err(e)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_ID])
@@ -237,9 +275,9 @@ impl Store for Pg {
             .get(0);
         let v = i64::from(v);
         if v > SCHEMA_VERSION {
-            return Err(format!(
+            return Err(DbError::from(format!(
                 "database schema version {v} is newer than {SCHEMA_VERSION}: upgrade tlsrpt"
-            ));
+            )));
         }
         for (i, sql) in MIGRATIONS
             .iter()
@@ -260,7 +298,7 @@ impl Store for Pg {
         tx.commit().map_err(e)
     }
 
-    fn checkpoints(&mut self, spool: &str) -> Result<HashMap<String, (u64, u64)>, String> {
+    fn checkpoints(&mut self, spool: &str) -> DbResult<HashMap<String, (u64, u64)>> {
         let rows = self
             .client
             .query(
@@ -279,15 +317,38 @@ impl Store for Pg {
             .collect())
     }
 
-    fn begin(&mut self) -> Result<(), String> {
+    /// Loads of different day files run at once (their rows never collide, but for
+    /// copies of one report, which the unique keys settle: a transaction inserting a
+    /// key another one holds waits for it, and two waiting for each other are a
+    /// deadlock the server breaks by aborting one, rerun `alone`); a day file is loaded
+    /// by one transaction at a time, which rereads its checkpoint under the lock.
+    fn begin(&mut self, spool: &str, file: &str, alone: bool) -> DbResult<()> {
         self.client.batch_execute("BEGIN").map_err(e)?;
+        let gate = if alone {
+            "SELECT pg_advisory_xact_lock($1, $2)"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared($1, $2)"
+        };
+        self.client.execute(gate, &[&GATE.0, &GATE.1]).map_err(e)?;
         self.client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_ID])
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&FILE_LOCK_CLASS, &format!("{spool}/{file}")],
+            )
             .map_err(e)?;
         Ok(())
     }
 
-    fn checkpoint(&mut self, spool: &str, file: &str) -> Result<Option<(u64, u64)>, String> {
+    fn another(&self) -> DbResult<Option<Box<dyn Store>>> {
+        let client = self.config.connect(NoTls).map_err(e)?;
+        Ok(Some(Box::new(Pg {
+            client,
+            config: self.config.clone(),
+            st: None,
+        })))
+    }
+
+    fn checkpoint(&mut self, spool: &str, file: &str) -> DbResult<Option<(u64, u64)>> {
         let st = self.st()?.checkpoint.clone();
         let rows = self.client.query(&st, &[&spool, &file]).map_err(e)?;
         Ok(rows
@@ -295,91 +356,18 @@ impl Store for Pg {
             .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)))
     }
 
-    fn insert(&mut self, r: &ReportRows) -> Result<bool, String> {
-        let st = self.st()?;
-        let (known, report, policy, detail, meta) = (
-            st.meta_known.clone(),
-            st.report.clone(),
-            st.policy.clone(),
-            st.detail.clone(),
-            st.meta.clone(),
-        );
-        let c = &mut self.client;
-        if !c.query(&known, &[&r.dedup_key]).map_err(e)?.is_empty() {
-            return Ok(false);
-        }
-        let rows = c
-            .query(
-                &report,
-                &[
-                    &r.organization_name,
-                    &r.begin_date,
-                    &r.end_date,
-                    &r.contact_info,
-                    &r.report_id,
-                ],
-            )
-            .map_err(e)?;
-        let Some(row) = rows.first() else {
-            return Ok(false); // stored already (by parsedmarc's key)
-        };
-        let id: i64 = row.get(0);
-        for p in &r.policies {
-            let pid: i64 = c
-                .query_one(
-                    &policy,
-                    &[
-                        &id,
-                        &p.policy_domain,
-                        &p.policy_type,
-                        &p.policy_strings,
-                        &p.mx_host_patterns,
-                        &p.successful_session_count,
-                        &p.failed_session_count,
-                    ],
-                )
-                .map_err(e)?
-                .get(0);
-            for d in &p.details {
-                c.execute(
-                    &detail,
-                    &[
-                        &pid,
-                        &d.result_type,
-                        &d.failed_session_count,
-                        &d.sending_mta_ip,
-                        &d.receiving_ip,
-                        &d.receiving_mx_hostname,
-                        &d.receiving_mx_helo,
-                        &d.additional_info_uri,
-                        &d.failure_reason_code,
-                    ],
-                )
-                .map_err(e)?;
-            }
-        }
-        c.execute(
-            &meta,
-            &[
-                &id,
-                &r.dedup_key,
-                &r.received_at,
-                &r.source_spool,
-                &r.dkim_verdict,
-                &r.warnings,
-                &r.record,
-            ],
-        )
-        .map_err(e)?;
-        Ok(true)
+    fn insert(&mut self, r: &ReportRows) -> DbResult<bool> {
+        Ok(self.insert_batch(std::slice::from_ref(r))?.0 == 1)
     }
 
-    /// A batch in seven statements, whatever its size: reports already stored (by our
-    /// key) are filtered out first, ids are reserved from the tables' own sequences, and
-    /// each table gets one INSERT ... SELECT FROM unnest(...). A report whose
-    /// parsedmarc key is taken (parsedmarc stored it) is skipped by ON CONFLICT, with its
-    /// policies and details.
-    fn insert_batch(&mut self, rows: &[ReportRows]) -> Result<(u64, u64), String> {
+    /// A batch in a fixed number of round trips, whatever its size: reports already
+    /// stored (by our key) are filtered out first, ids are reserved from the tables' own
+    /// sequences, the reports go in with one INSERT ... SELECT FROM unnest(...) (a report
+    /// whose parsedmarc key is taken, because parsedmarc stored it, is skipped by ON
+    /// CONFLICT, with its policies and details), and their policies, failure details and
+    /// meta rows with one binary COPY each: no SQL text is built from report data, and
+    /// the server does no per-row statement work.
+    fn insert_batch(&mut self, rows: &[ReportRows]) -> DbResult<(u64, u64)> {
         use std::collections::HashSet;
         if rows.is_empty() {
             return Ok((0, 0));
@@ -403,7 +391,7 @@ impl Store for Pg {
         if fresh.is_empty() {
             return Ok((0, rows.len() as u64));
         }
-        let reserve = |c: &mut Client, table: &str, n: usize| -> Result<Vec<i64>, String> {
+        let reserve = |c: &mut Client, table: &str, n: usize| -> DbResult<Vec<i64>> {
             Ok(c.query(
                 "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1::bigint, $2::bigint)",
                 &[&table, &(n as i64)],
@@ -442,107 +430,128 @@ impl Store for Pg {
             .filter(|(id, _)| inserted.contains(id))
             .map(|(id, r)| (*id, *r))
             .collect();
-        // Policies and their details.
         let n_pol: usize = stored.iter().map(|(_, r)| r.policies.len()).sum();
+        let n_det: usize = stored
+            .iter()
+            .flat_map(|(_, r)| &r.policies)
+            .map(|p| p.details.len())
+            .sum();
         let pol_ids = if n_pol > 0 {
             reserve(c, "smtp_tls_policy", n_pol)?
         } else {
             Vec::new()
         };
-        let (mut p_id, mut p_rid, mut p_dom, mut p_type) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut p_str, mut p_mx, mut p_s, mut p_f) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut d_pid, mut d_rt, mut d_n, mut d_sip, mut d_rip) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut d_mx, mut d_helo, mut d_uri, mut d_code) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut next = pol_ids.iter();
-        for (rid, r) in &stored {
-            for p in &r.policies {
-                let pid = *next.next().expect("one id per policy");
-                p_id.push(pid);
-                p_rid.push(*rid);
-                p_dom.push(p.policy_domain.as_deref());
-                p_type.push(p.policy_type.as_deref());
-                p_str.push(serde_json::to_string(&p.policy_strings).expect("strings"));
-                p_mx.push(serde_json::to_string(&p.mx_host_patterns).expect("strings"));
-                p_s.push(p.successful_session_count);
-                p_f.push(p.failed_session_count);
-                for d in &p.details {
-                    d_pid.push(pid);
-                    d_rt.push(d.result_type.as_deref());
-                    d_n.push(d.failed_session_count);
-                    d_sip.push(d.sending_mta_ip.as_deref());
-                    d_rip.push(d.receiving_ip.as_deref());
-                    d_mx.push(d.receiving_mx_hostname.as_deref());
-                    d_helo.push(d.receiving_mx_helo.as_deref());
-                    d_uri.push(d.additional_info_uri.as_deref());
-                    d_code.push(d.failure_reason_code.as_deref());
+        if n_pol > 0 {
+            let mut w = BinaryCopyInWriter::new(
+                c.copy_in(
+                    "COPY smtp_tls_policy (id, report_id, policy_domain, policy_type, policy_strings,
+                     mx_host_patterns, successful_session_count, failed_session_count) FROM STDIN BINARY",
+                )
+                .map_err(e)?,
+                &[
+                    Type::INT8,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT_ARRAY,
+                    Type::TEXT_ARRAY,
+                    Type::INT4,
+                    Type::INT4,
+                ],
+            );
+            for (rid, r) in &stored {
+                for (p, pid) in r.policies.iter().zip(&mut next) {
+                    w.write(&[
+                        pid,
+                        rid,
+                        &p.policy_domain,
+                        &p.policy_type,
+                        &p.policy_strings,
+                        &p.mx_host_patterns,
+                        &p.successful_session_count,
+                        &p.failed_session_count,
+                    ])
+                    .map_err(e)?;
                 }
             }
+            w.finish().map_err(e)?;
         }
-        if !p_id.is_empty() {
-            c.execute(
-                "INSERT INTO smtp_tls_policy (id, report_id, policy_domain, policy_type, policy_strings,
-                 mx_host_patterns, successful_session_count, failed_session_count)
-                 SELECT u.id, u.rid, u.d, u.t,
-                        ARRAY(SELECT jsonb_array_elements_text(u.ps::jsonb)),
-                        ARRAY(SELECT jsonb_array_elements_text(u.mx::jsonb)), u.s, u.f
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::int[], $8::int[]) AS u(id, rid, d, t, ps, mx, s, f)",
-                &[&p_id, &p_rid, &p_dom, &p_type, &p_str, &p_mx, &p_s, &p_f],
-            )
-            .map_err(e)?;
-        }
-        if !d_pid.is_empty() {
-            c.execute(
-                "INSERT INTO smtp_tls_failure_detail (policy_id, result_type, failed_session_count, sending_mta_ip,
-                 receiving_ip, receiving_mx_hostname, receiving_mx_helo, additional_info_uri, failure_reason_code)
-                 SELECT u.pid, u.rt, u.n, u.sip::inet, u.rip::inet, u.mx, u.helo, u.uri, u.code
-                 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[],
-                             $8::text[], $9::text[]) AS u(pid, rt, n, sip, rip, mx, helo, uri, code)",
-                &[&d_pid, &d_rt, &d_n, &d_sip, &d_rip, &d_mx, &d_helo, &d_uri, &d_code],
-            )
-            .map_err(e)?;
+        if n_det > 0 {
+            let mut w = BinaryCopyInWriter::new(
+                c.copy_in(
+                    "COPY smtp_tls_failure_detail (policy_id, result_type, failed_session_count, sending_mta_ip,
+                     receiving_ip, receiving_mx_hostname, receiving_mx_helo, additional_info_uri,
+                     failure_reason_code) FROM STDIN BINARY",
+                )
+                .map_err(e)?,
+                &[
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::INET,
+                    Type::INET,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
+            );
+            let policies = stored.iter().flat_map(|(_, r)| &r.policies);
+            for (p, pid) in policies.zip(&pol_ids) {
+                for d in &p.details {
+                    w.write(&[
+                        pid,
+                        &d.result_type,
+                        &d.failed_session_count,
+                        &d.sending_mta_ip,
+                        &d.receiving_ip,
+                        &d.receiving_mx_hostname,
+                        &d.receiving_mx_helo,
+                        &d.additional_info_uri,
+                        &d.failure_reason_code,
+                    ])
+                    .map_err(e)?;
+                }
+            }
+            w.finish().map_err(e)?;
         }
         if !stored.is_empty() {
-            let m_id: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
-            let m = |f: fn(&ReportRows) -> Option<&str>| {
-                stored
-                    .iter()
-                    .map(|(_, r)| f(r))
-                    .collect::<Vec<Option<&str>>>()
-            };
-            c.execute(
-                "INSERT INTO tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
-                 warnings, record)
-                 SELECT u.id, u.k, u.ra::timestamptz, u.sp, u.v, u.w::jsonb, u.rec::jsonb
-                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                      AS u(id, k, ra, sp, v, w, rec)",
+            let mut w = BinaryCopyInWriter::new(
+                c.copy_in(
+                    "COPY tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
+                     warnings, record) FROM STDIN BINARY",
+                )
+                .map_err(e)?,
                 &[
-                    &m_id,
-                    &m(|r| Some(r.dedup_key.as_str())),
-                    &m(|r| r.received_at.as_deref()),
-                    &m(|r| Some(r.source_spool.as_str())),
-                    &m(|r| r.dkim_verdict.as_deref()),
-                    &m(|r| Some(r.warnings.as_str())),
-                    &m(|r| Some(r.record.as_str())),
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TIMESTAMPTZ,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::JSONB,
                 ],
-            )
-            .map_err(e)?;
+            );
+            for (id, r) in &stored {
+                w.write(&[
+                    id,
+                    &r.dedup_key,
+                    &r.received_at.map(system_time),
+                    &r.source_spool,
+                    &r.dkim_verdict,
+                    &Jsonb(&r.warnings),
+                    &Jsonb(&r.record),
+                ])
+                .map_err(e)?;
+            }
+            w.finish().map_err(e)?;
         }
         let new = stored.len() as u64;
         Ok((new, rows.len() as u64 - new))
     }
 
-    fn set_checkpoint(
-        &mut self,
-        spool: &str,
-        file: &str,
-        inode: u64,
-        offset: u64,
-    ) -> Result<(), String> {
+    fn set_checkpoint(&mut self, spool: &str, file: &str, inode: u64, offset: u64) -> DbResult<()> {
         let st = self.st()?.set_checkpoint.clone();
         self.client
             .execute(&st, &[&spool, &file, &(inode as i64), &(offset as i64)])
@@ -550,7 +559,7 @@ impl Store for Pg {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), String> {
+    fn commit(&mut self) -> DbResult<()> {
         self.client.batch_execute("COMMIT").map_err(e)
     }
 
@@ -558,7 +567,7 @@ impl Store for Pg {
         let _ = self.client.batch_execute("ROLLBACK");
     }
 
-    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> Result<(), String> {
+    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> DbResult<()> {
         let rows = self
             .client
             .query(

@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use tlsrpt_pipe::datetime::Timestamp;
+
 use crate::record::Parsed;
 
 /// Text safe for PostgreSQL (no NUL).
@@ -14,10 +16,8 @@ fn opt(s: &Option<std::borrow::Cow<str>>) -> Option<String> {
 }
 
 /// An INET value: the address if the text is one, else NULL.
-pub fn inet(s: &Option<std::borrow::Cow<str>>) -> Option<String> {
-    s.as_deref()
-        .and_then(|t| t.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_string())
+pub fn inet(s: &Option<std::borrow::Cow<str>>) -> Option<IpAddr> {
+    s.as_deref().and_then(|t| t.trim().parse::<IpAddr>().ok())
 }
 
 /// A count for an INT column.
@@ -28,8 +28,8 @@ pub fn int(n: u64) -> i32 {
 pub struct DetailRow {
     pub result_type: Option<String>,
     pub failed_session_count: i32,
-    pub sending_mta_ip: Option<String>,
-    pub receiving_ip: Option<String>,
+    pub sending_mta_ip: Option<IpAddr>,
+    pub receiving_ip: Option<IpAddr>,
     pub receiving_mx_hostname: Option<String>,
     pub receiving_mx_helo: Option<String>,
     pub additional_info_uri: Option<String>,
@@ -56,7 +56,7 @@ pub struct ReportRows {
     pub policies: Vec<PolicyRow>,
     // tlsrpt_report_meta
     pub dedup_key: String,
-    pub received_at: Option<String>,
+    pub received_at: Option<Timestamp>,
     pub source_spool: String,
     pub dkim_verdict: Option<String>,
     pub warnings: String,
@@ -118,7 +118,7 @@ impl ReportRows {
                 .received_at
                 .as_deref()
                 .and_then(tlsrpt_pipe::datetime::parse)
-                .map(|(t, _)| t.rfc3339()),
+                .map(|(t, _)| t),
             source_spool: clean(spool),
             dkim_verdict: opt(&r.authentication.verdict),
             warnings,
