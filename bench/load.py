@@ -137,7 +137,8 @@ def main():
                 dt, kib = timed([BIN, "load", "--db", pg.url(), "--spool", spool])
                 n = pg.psql("SELECT count(*) FROM smtp_tls_report")
                 sz = int(pg.psql("SELECT pg_database_size('postgres')"))
-                rows.append((f"tlsrpt load into PostgreSQL {pg.version}, first run", dt, kib,
+                jobs = min(os.cpu_count() or 1, 4)
+                rows.append((f"tlsrpt load into PostgreSQL {pg.version}, first run ({jobs} connections)", dt, kib,
                              f"{n} reports, {sz / 1e6:.0f} MB database"))
                 dt, kib = timed([BIN, "load", "--db", pg.url(), "--spool", spool])
                 rows.append((f"tlsrpt load into PostgreSQL {pg.version}, nothing new", dt, kib, ""))
