@@ -367,10 +367,18 @@ struct Cluster {
     bin: PathBuf,
     port: u16,
     user: String,
+    /// More server options (the TLS test's listen address and certificates).
+    extra: String,
 }
 
 impl Cluster {
     fn start() -> Option<Cluster> {
+        Self::start_with(|_| String::new())
+    }
+
+    /// `setup` runs after initdb, before the server starts, with the data directory,
+    /// and returns more server options.
+    fn start_with(setup: impl FnOnce(&Path) -> String) -> Option<Cluster> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .filter_map(Result::ok)
@@ -392,11 +400,12 @@ impl Cluster {
             .local_addr()
             .unwrap()
             .port();
-        let c = Cluster {
+        let mut c = Cluster {
             dir,
             bin,
             port,
             user,
+            extra: String::new(),
         };
         let data = c.dir.path().join("data");
         let ok = c.as_user(&[
@@ -410,6 +419,7 @@ impl Cluster {
             "--no-sync",
         ]);
         assert!(ok, "initdb failed");
+        c.extra = setup(&data);
         c.pg_ctl_start();
         Some(c)
     }
@@ -436,9 +446,10 @@ impl Cluster {
     fn pg_ctl_start(&self) {
         let data = self.dir.path().join("data");
         let opts = format!(
-            "-c listen_addresses='' -c unix_socket_directories={} -p {} -c fsync=off",
+            "-c listen_addresses='' -c unix_socket_directories={} -p {} -c fsync=off {}",
             self.dir.path().display(),
-            self.port
+            self.port,
+            self.extra
         );
         let log = self.dir.path().join("pg.log");
         assert!(
@@ -865,4 +876,222 @@ fn postgresql_parallel_workers_race_for_one_report_and_store_it_once() {
         }
     }
     assert!(raced > 0, "the two workers never raced in 5 rounds");
+}
+
+/// Makes a CA and a certificate for `localhost` signed by it, and a second CA that
+/// signed nothing, with the openssl command: (ca.pem, other-ca.pem, server.pem,
+/// server.key) in `dir`. None when openssl is missing.
+fn certificates(dir: &Path) -> Option<()> {
+    let ossl = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+    };
+    if ossl(&["version"]).is_err() {
+        return None;
+    }
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for (key, pem, cn) in [
+        ("ca.key", "ca.pem", "tlsrpt test CA"),
+        ("other.key", "other-ca.pem", "another CA"),
+    ] {
+        let subj = format!("/CN={cn}");
+        let mut a = vec!["req", "-x509"];
+        a.extend(ec);
+        a.extend([
+            "-keyout",
+            key,
+            "-out",
+            pem,
+            "-days",
+            "2",
+            "-subj",
+            &subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        assert_eq!(ossl(&a).ok(), Some(true), "openssl req -x509");
+    }
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    assert_eq!(ossl(&a).ok(), Some(true), "openssl req");
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ossl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ])
+        .ok(),
+        Some(true),
+        "openssl x509 -req"
+    );
+    Some(())
+}
+
+/// `sslmode` as libpq means it, against a real server that accepts TCP connections only
+/// over TLS (pg_hba `hostssl` trust, `hostnossl` reject) with a certificate for
+/// `localhost` from a CA of the test's own.
+#[test]
+fn postgresql_over_tls_as_sslmode_says() {
+    let certs = tempfile::tempdir().unwrap();
+    if certificates(certs.path()).is_none() {
+        eprintln!("skipped: no openssl command (apt-get install openssl; .ci/run does)");
+        return;
+    }
+    let root = nix::unistd::geteuid().is_root();
+    let certdir = certs.path().to_owned();
+    let Some(pg) = Cluster::start_with(|data| {
+        for f in ["server.pem", "server.key"] {
+            std::fs::copy(certdir.join(f), data.join(f)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        if root {
+            // The server runs as nobody and refuses a key it does not own.
+            let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+            for f in ["server.pem", "server.key"] {
+                nix::unistd::chown(&data.join(f), Some(nobody.uid), None).unwrap();
+            }
+        }
+        let mut hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+        hba.insert_str(
+            0,
+            "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        );
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        "-c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
+            .to_owned()
+    }) else {
+        eprintln!(
+            "skipped: PostgreSQL server binaries not installed (apt-get install postgresql; .ci/run does)"
+        );
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (a, _b, _) = history(t.path(), 12);
+    let ca = certs.path().join("ca.pem");
+    let other = certs.path().join("other-ca.pem");
+    let home = tempfile::tempdir().unwrap(); // no ~/.postgresql/root.crt of the machine's
+    let try_load = |db: &str| {
+        let o = Command::new(BIN)
+            .args(["load", "-v", "--db", db, "--spool"])
+            .arg(&a.dir)
+            .env("HOME", home.path())
+            .env_remove("PGSSLMODE")
+            .env_remove("PGSSLROOTCERT")
+            .env_remove("TLSRPT_DB")
+            .output()
+            .unwrap();
+        (o.status.code().unwrap(), stderr(&o))
+    };
+    let kv = |host: &str, rest: &str| {
+        format!(
+            "host={host} port={} user={} dbname=postgres {rest}",
+            pg.port, pg.user
+        )
+    };
+    let ca_s = ca.display().to_string();
+    let other_s = other.display().to_string();
+    // Plain text is refused by the server: proof that the others went over TLS.
+    let (code, err) = try_load(&kv("localhost", "sslmode=disable"));
+    assert_eq!(code, 75, "{err}");
+    assert!(
+        err.contains("no encryption") || err.contains("pg_hba"),
+        "{err}"
+    );
+    for ok in [
+        kv("localhost", "sslmode=require"),
+        kv("localhost", ""), // libpq's default, prefer
+        kv(
+            "localhost",
+            &format!("sslmode=verify-full sslrootcert={ca_s}"),
+        ),
+        kv(
+            "127.0.0.1",
+            &format!("sslmode=verify-ca sslrootcert='{ca_s}'"),
+        ),
+        format!(
+            "postgresql://{}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            pg.user,
+            pg.port,
+            ca_s.replace('/', "%2F")
+        ),
+    ] {
+        let (code, err) = try_load(&ok);
+        assert_eq!(code, 0, "{ok}: {err}");
+    }
+    // The certificate names localhost, not 127.0.0.1; another CA signed nothing here.
+    for (bad, why) in [
+        (
+            kv(
+                "127.0.0.1",
+                &format!("sslmode=verify-full sslrootcert={ca_s}"),
+            ),
+            "not valid for name",
+        ),
+        (
+            kv(
+                "localhost",
+                &format!("sslmode=verify-full sslrootcert={other_s}"),
+            ),
+            "UnknownIssuer",
+        ),
+        (
+            kv(
+                "localhost",
+                &format!("sslmode=require sslrootcert={other_s}"),
+            ),
+            "UnknownIssuer",
+        ),
+    ] {
+        let (code, err) = try_load(&bad);
+        assert_eq!(code, 75, "{bad}: {err}");
+        assert!(
+            err.to_lowercase().contains(&why.to_lowercase()),
+            "{bad}: {err}"
+        );
+    }
+    let n = pg.count("SELECT count(*) FROM smtp_tls_report");
+    assert!(n > 0, "nothing loaded over TLS");
 }

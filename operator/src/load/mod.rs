@@ -31,6 +31,7 @@
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;

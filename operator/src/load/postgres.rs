@@ -4,8 +4,7 @@
 //! missing user is `$PGUSER` or the login name, a missing host `$PGHOST` or the local
 //! socket directory `/var/run/postgresql`, a missing port `$PGPORT` or 5432, and a
 //! missing password `$PGPASSWORD` or the matching `~/.pgpass` (`$PGPASSFILE`) line.
-//! `sslmode=disable` and `prefer` work; TLS itself is not built in (`require` fails: use
-//! the local socket, or a tunnel).
+//! `sslmode` (and `sslrootcert`) as libpq: see [`super::tls`].
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -13,10 +12,12 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::config::SslMode;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, NoTls, Statement};
 use tlsrpt_pipe::datetime::Timestamp;
 
+use super::tls::MakeRustls;
 use super::{DbError, DbResult, ReportRows, SCHEMA_VERSION, Store};
 
 /// A lock id for `pg_advisory_xact_lock` around migrations: "tlsrpt" in ASCII.
@@ -127,9 +128,17 @@ fn system_time(t: Timestamp) -> SystemTime {
     }
 }
 
+fn open(cfg: &Config, tls: &Option<MakeRustls>) -> Result<Client, postgres::Error> {
+    match tls {
+        Some(t) => cfg.connect(t.clone()),
+        None => cfg.connect(NoTls),
+    }
+}
+
 pub struct Pg {
     client: Client,
     config: Config,
+    tls: Option<MakeRustls>,
     st: Option<Statements>,
 }
 
@@ -145,9 +154,19 @@ fn e(x: postgres::Error) -> DbError {
     .iter()
     .any(|c| x.code() == Some(c));
     // The server's message, when there is one, says more than the client's summary.
+    // Otherwise the causes too: "error performing TLS handshake" alone does not say
+    // that the certificate names another host.
     let msg = match x.as_db_error() {
         Some(db) => format!("postgresql: {}", db.message()),
-        None => format!("postgresql: {x}"),
+        None => {
+            let mut m = format!("postgresql: {x}");
+            let mut cause = std::error::Error::source(&x);
+            while let Some(c) = cause {
+                m.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            m
+        }
     };
     DbError { msg, retry }
 }
@@ -192,8 +211,9 @@ fn pgpass(host: &str, port: u16, db: &str, user: &str) -> Option<String> {
 
 impl Pg {
     pub fn connect(conninfo: &str) -> Result<Pg, String> {
-        let mut cfg =
-            Config::from_str(conninfo).map_err(|x| format!("postgresql connection string: {x}"))?;
+        let (conninfo, ssl) = super::tls::split(conninfo)?;
+        let mut cfg = Config::from_str(&conninfo)
+            .map_err(|x| format!("postgresql connection string: {x}"))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if cfg.get_user().is_none() {
             let user = env("PGUSER")
@@ -230,10 +250,25 @@ impl Pg {
         }
         cfg.application_name("tlsrpt load");
         cfg.connect_timeout(std::time::Duration::from_secs(10));
-        let client = cfg.connect(NoTls).map_err(|x| e(x).msg)?;
+        // As libpq: no TLS over a Unix socket, whatever sslmode says.
+        let unix = !matches!(
+            cfg.get_hosts().first(),
+            Some(postgres::config::Host::Tcp(_))
+        );
+        cfg.ssl_mode(if unix {
+            SslMode::Disable
+        } else {
+            ssl.mode.driver()
+        });
+        let tls = match cfg.get_ssl_mode() {
+            SslMode::Disable => None,
+            _ => Some(super::tls::connector(&ssl)?),
+        };
+        let client = open(&cfg, &tls).map_err(|x| e(x).msg)?;
         Ok(Pg {
             client,
             config: cfg,
+            tls,
             st: None,
         })
     }
@@ -340,10 +375,11 @@ impl Store for Pg {
     }
 
     fn another(&self) -> DbResult<Option<Box<dyn Store>>> {
-        let client = self.config.connect(NoTls).map_err(e)?;
+        let client = open(&self.config, &self.tls).map_err(e)?;
         Ok(Some(Box::new(Pg {
             client,
             config: self.config.clone(),
+            tls: self.tls.clone(),
             st: None,
         })))
     }
