@@ -533,6 +533,43 @@ if [ -x "$VENV/bin/python" ]; then
 fi
 kill "$(cat "$WEB/nginx.pid")" 2>/dev/null
 
+log "HTTPS reports: Apache 2.4 + mod_cgid, contrib/apache2/tlsrpt.conf verbatim"
+$APT apache2 >/dev/null 2>&1 || fail "apt-get install apache2"
+# A server of its own beside Debian's (which stays unconfigured and stopped): the
+# modules the snippet needs, and the snippet included as it is.
+M=/usr/lib/apache2/modules
+APACHE_CONF=/etc/apache2/tlsrpt-test.conf
+cat > "$APACHE_CONF" <<CF
+ServerRoot /etc/apache2
+ServerName localhost
+Listen 127.0.0.1:8082
+PidFile $WEB/apache.pid
+ErrorLog $WEB/apache-error.log
+User www-data
+Group www-data
+LoadModule mpm_event_module $M/mod_mpm_event.so
+LoadModule authz_core_module $M/mod_authz_core.so
+LoadModule alias_module $M/mod_alias.so
+LoadModule env_module $M/mod_env.so
+LoadModule cgid_module $M/mod_cgid.so
+ScriptSock $WEB/cgid.sock
+DocumentRoot $WORK/www
+<Directory />
+    Require all denied
+</Directory>
+Include $ROOT/contrib/apache2/tlsrpt.conf
+CF
+apache2 -t -f "$APACHE_CONF" >/dev/null 2>&1 || { fail "apache2 config invalid"; apache2 -t -f "$APACHE_CONF"; }
+apache2 -f "$APACHE_CONF" -k start
+check "apache2 started" wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:8082/"
+rm -f "$HSPOOL"/*.jsonl; rm -rf "$HSPOOL/.seen"
+web_suite apache2 http://127.0.0.1:8082/v1/tlsrpt
+# Apache hands a chunked body to the CGI program without CONTENT_LENGTH: read to the
+# end, under the cap.
+check "apache2: a chunked POST (no Content-Length) -> 201" eq "$(http http://127.0.0.1:8082/v1/tlsrpt -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/tlsrpt+json' --data-binary @"$FIX/stalwartlabs_mail-auth/rpt03.json")" 201
+check "apache2: stored once" eq "$(hcount 2019-04-14T00:00:00Z_example.org)" 1
+apache2 -f "$APACHE_CONF" -k stop 2>/dev/null || kill "$(cat "$WEB/apache.pid")" 2>/dev/null
+
 # ---------------------------------------------------------------------------
 log "Debian package: upgrade, remove, purge: the reports and your changes stay"
 fresh_spool tlsrpt
