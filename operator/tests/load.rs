@@ -876,6 +876,33 @@ fn postgresql_parallel_workers_race_for_one_report_and_store_it_once() {
         }
     }
     assert!(raced > 0, "the two workers never raced in 5 rounds");
+
+    // A role allowed one connection: the workers beyond it are not had, the load is.
+    pg.query("CREATE ROLE loader LOGIN CONNECTION LIMIT 1");
+    pg.query("CREATE DATABASE limited OWNER loader");
+    let limited = format!(
+        "host={} port={} user=loader dbname=limited",
+        pg.dir.path().display(),
+        pg.port
+    );
+    let o = Command::new(BIN)
+        .args(["load", "-v", "--jobs", "4", "--db", &limited, "--spool"])
+        .arg(&a.dir)
+        .arg("--spool")
+        .arg(&b.dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("another database connection failed, loading with 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains(&format!("loaded {n} new reports ({n} already stored)")),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// Makes a CA and a certificate for `localhost` signed by it, and a second CA that

@@ -244,9 +244,17 @@ pub fn load(store: &mut dyn Store, spools: &[PathBuf], jobs: usize) -> Result<Lo
     work.sort_by(|a, b| (&a.name, &a.spool).cmp(&(&b.name, &b.spool)));
     let mut stores: Vec<Box<dyn Store>> = Vec::new();
     while stores.len() + 1 < jobs.min(work.len()) {
-        match store.another().map_err(|e| LoadError::Database(e.msg))? {
-            Some(s) => stores.push(s),
-            None => break,
+        match store.another() {
+            Ok(Some(s)) => stores.push(s),
+            Ok(None) => break,
+            // A server at its connection limit still gets the load, with fewer workers.
+            Err(e) => {
+                spool::warn(&format!(
+                    "another database connection failed, loading with {}: {e}",
+                    stores.len() + 1
+                ));
+                break;
+            }
         }
     }
     let queue = std::sync::Mutex::new(work.into_iter());
