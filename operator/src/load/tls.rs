@@ -10,7 +10,8 @@
 //! | `verify-full` | yes | chain to `sslrootcert`, and the host name (or IP) |
 //!
 //! `sslrootcert` (or `$PGSSLROOTCERT`) is a PEM file, default `~/.postgresql/root.crt`
-//! as libpq; `sslrootcert=system` is Debian's CA bundle. `sslmode` may also come from
+//! as libpq; `sslrootcert=system` is Debian's CA bundle and, as in libpq 16, means
+//! `verify-full` (weaker modes are refused with it). `sslmode` may also come from
 //! `$PGSSLMODE`. As libpq, TLS is never used over a Unix socket. Client certificates
 //! (`sslcert`, `sslkey`) are not supported: use password or trust authentication.
 //!
@@ -126,14 +127,21 @@ pub fn split(conninfo: &str) -> Result<(String, Settings), String> {
         kept
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let rootcert = rootcert.or_else(|| env("PGSSLROOTCERT"));
+    let system = rootcert.as_deref() == Some("system");
     let mode = match mode {
         Some(m) => m,
-        None => env("PGSSLMODE")
-            .map(|v| Mode::parse(&v))
-            .transpose()?
-            .unwrap_or(Mode::Prefer),
+        None => match env("PGSSLMODE") {
+            Some(v) => Mode::parse(&v)?,
+            // libpq 16: the system's CAs mean verify-full unless told otherwise.
+            None if system => Mode::VerifyFull,
+            None => Mode::Prefer,
+        },
     };
-    let rootcert = rootcert.or_else(|| env("PGSSLROOTCERT"));
+    // libpq refuses this too: any CA of the system would vouch for any name.
+    if system && mode != Mode::VerifyFull && mode != Mode::Disable {
+        return Err("sslrootcert=system needs sslmode=verify-full (the default with it)".into());
+    }
     Ok((rest, Settings { mode, rootcert }))
 }
 
@@ -474,6 +482,9 @@ mod tests {
         let (rest, _) = split("postgresql://u@h/db?sslmode=disable").unwrap();
         assert_eq!(rest, "postgresql://u@h/db");
         assert!(split("host=x sslmode=verify").is_err());
+        let (_, s) = split("host=x sslrootcert=system").unwrap();
+        assert_eq!(s.mode, Mode::VerifyFull);
+        assert!(split("host=x sslrootcert=system sslmode=require").is_err());
         assert!(split("host='x").is_err());
     }
 
