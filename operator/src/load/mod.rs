@@ -197,7 +197,63 @@ struct Work {
 /// loaded at the same time, the race the per-file locks and the retry exist for.
 pub fn load(store: &mut dyn Store, spools: &[PathBuf], jobs: usize) -> Result<Loaded, LoadError> {
     store.migrate().map_err(|e| LoadError::Database(e.msg))?;
+    let mut work = pending(store, spools)?;
+    work.sort_by(|a, b| (&a.name, &a.spool).cmp(&(&b.name, &b.spool)));
+    let mut stores: Vec<Box<dyn Store>> = Vec::new();
+    while stores.len() + 1 < jobs.min(work.len()) {
+        match store.another() {
+            Ok(Some(s)) => stores.push(s),
+            Ok(None) => break,
+            // A server at its connection limit still gets the load, with fewer workers.
+            Err(e) => {
+                spool::warn(&format!(
+                    "another database connection failed, loading with {}: {e}",
+                    stores.len() + 1
+                ));
+                break;
+            }
+        }
+    }
+    // Workers take the next file from one queue; after an error none takes another.
+    let queue = std::sync::Mutex::new(work.into_iter());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let worker = |store: &mut dyn Store| -> Result<Loaded, String> {
+        let mut done = Loaded::default();
+        while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            let Some(w) = next else { break };
+            match load_one(store, &w) {
+                Ok(l) => done.add(l),
+                Err(e) => {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
+    };
+    let results: Vec<Result<Loaded, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter_mut()
+            .map(|s| scope.spawn(|| worker(s.as_mut())))
+            .collect();
+        let mut r = vec![worker(store)];
+        r.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("a load worker panicked".into()))
+        }));
+        r
+    });
     let mut out = Loaded::default();
+    for r in results {
+        out.add(r.map_err(LoadError::Database)?);
+    }
+    Ok(out)
+}
+
+/// The day files of every spool with bytes past their checkpoint (or none yet). Fails
+/// only when no spool directory at all could be read.
+fn pending(store: &mut dyn Store, spools: &[PathBuf]) -> Result<Vec<Work>, LoadError> {
     let mut readable = 0;
     let mut errors = Vec::new();
     let mut work = Vec::new();
@@ -241,59 +297,7 @@ pub fn load(store: &mut dyn Store, spools: &[PathBuf], jobs: usize) -> Result<Lo
     if readable == 0 {
         return Err(LoadError::NoSpool(errors.join("; ")));
     }
-    work.sort_by(|a, b| (&a.name, &a.spool).cmp(&(&b.name, &b.spool)));
-    let mut stores: Vec<Box<dyn Store>> = Vec::new();
-    while stores.len() + 1 < jobs.min(work.len()) {
-        match store.another() {
-            Ok(Some(s)) => stores.push(s),
-            Ok(None) => break,
-            // A server at its connection limit still gets the load, with fewer workers.
-            Err(e) => {
-                spool::warn(&format!(
-                    "another database connection failed, loading with {}: {e}",
-                    stores.len() + 1
-                ));
-                break;
-            }
-        }
-    }
-    let queue = std::sync::Mutex::new(work.into_iter());
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let worker = |store: &mut dyn Store| -> Result<Loaded, String> {
-        let mut done = Loaded::default();
-        loop {
-            if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                return Ok(done);
-            }
-            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-            let Some(w) = next else {
-                return Ok(done);
-            };
-            match load_one(store, &w) {
-                Ok(l) => done.add(l),
-                Err(e) => {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    return Err(e);
-                }
-            }
-        }
-    };
-    let results: Vec<Result<Loaded, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = stores
-            .iter_mut()
-            .map(|s| scope.spawn(|| worker(s.as_mut())))
-            .collect();
-        let mut r = vec![worker(store)];
-        r.extend(handles.into_iter().map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err("a load worker panicked".into()))
-        }));
-        r
-    });
-    for r in results {
-        out.add(r.map_err(LoadError::Database)?);
-    }
-    Ok(out)
+    Ok(work)
 }
 
 impl Loaded {
