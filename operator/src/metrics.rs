@@ -3,7 +3,10 @@
 //!
 //! Guarantees:
 //! - The textfile is replaced atomically (a temporary file in the same directory,
-//!   fsynced, mode 0644, renamed over it): a scrape never sees half a file.
+//!   fsynced, mode 0644, renamed over it): a scrape never sees half a file. It holds
+//!   the report metrics only and is rewritten only when they change; every run writes
+//!   `tlsrpt_metrics_last_run_timestamp_seconds` to a heartbeat file beside it
+//!   (`NAME.run.prom`), the same way.
 //! - Incremental: a state file (`--state`, default `TEXTFILE.state`, beside the textfile;
 //!   node_exporter reads only `*.prom`) keeps the counters, how far each day file was
 //!   read (inode and offset), the dedup keys seen (`STATE.keys`, 16 bytes each) and each
@@ -232,11 +235,37 @@ pub fn label(v: &str) -> String {
 }
 
 /// The exposition text for a state.
-pub fn render(st: &State, quarantined: u64, now: i64, domains: &[String]) -> String {
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The run's heartbeat, in a textfile of its own ([`heartbeat_path`]) so that the
+/// report metrics stay byte for byte the same while no report comes.
+pub fn heartbeat(now: i64) -> String {
     let mut o = String::new();
-    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
+    head(
+        &mut o,
+        "tlsrpt_metrics_last_run_timestamp_seconds",
+        "gauge",
+        "Time of the last successful run of tlsrpt metrics.",
+    );
+    let _ = writeln!(o, "tlsrpt_metrics_last_run_timestamp_seconds {now}");
+    o
+}
+
+/// `DIR/NAME.prom` → `DIR/NAME.run.prom` (any other name gets `.run.prom` appended):
+/// beside the textfile, and read by the same collector.
+pub fn heartbeat_path(textfile: &Path) -> PathBuf {
+    let name = textfile
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".prom").unwrap_or(&name);
+    textfile.with_file_name(format!("{stem}.run.prom"))
+}
+
+pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
+    let mut o = String::new();
     head(
         &mut o,
         "tlsrpt_reports_total",
@@ -370,13 +399,6 @@ pub fn render(st: &State, quarantined: u64, now: i64, domains: &[String]) -> Str
         "Spool lines that were not records.",
     );
     let _ = writeln!(o, "tlsrpt_skipped_lines_total {}", st.skipped_lines);
-    head(
-        &mut o,
-        "tlsrpt_metrics_last_run_timestamp_seconds",
-        "gauge",
-        "Time of the last successful run of tlsrpt metrics.",
-    );
-    let _ = writeln!(o, "tlsrpt_metrics_last_run_timestamp_seconds {now}");
     o
 }
 
@@ -496,9 +518,16 @@ pub fn run(
         );
     }
     st.skipped_lines += skipped.lines;
-    let text = render(&st, quarantined(spools), now, &domains);
-    write_atomic(textfile, text.as_bytes(), 0o644)
-        .map_err(|e| format!("{}: {e}", textfile.display()))?;
+    let text = render(&st, quarantined(spools), &domains);
+    // Report metrics change only when reports do: with nothing new the file is left as
+    // it is (same bytes, same mtime); the run itself shows in the heartbeat file.
+    if std::fs::read(textfile).ok().as_deref() != Some(text.as_bytes()) {
+        write_atomic(textfile, text.as_bytes(), 0o644)
+            .map_err(|e| format!("{}: {e}", textfile.display()))?;
+    }
+    let hb = heartbeat_path(textfile);
+    write_atomic(&hb, heartbeat(now).as_bytes(), 0o644)
+        .map_err(|e| format!("{}: {e}", hb.display()))?;
     // Nothing read: the state on disk is still right (only the run time changed).
     if info.bytes_read > 0 || info.recounted || st.keys != st.key_order.len() as u64 {
         st.keys = st.key_order.len() as u64;

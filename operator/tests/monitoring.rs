@@ -249,9 +249,20 @@ fn metric_values_equal_totals_known_by_construction() {
             "tlsrpt.prom",
             "tlsrpt.prom.state",
             "tlsrpt.prom.state.keys",
-            "tlsrpt.prom.state.lock"
+            "tlsrpt.prom.state.lock",
+            "tlsrpt.run.prom"
         ]
     );
+    // The run's heartbeat is a textfile of its own.
+    let heartbeat = std::fs::read_to_string(prom.join("tlsrpt.run.prom")).unwrap();
+    assert!(
+        get(
+            &samples(&heartbeat),
+            "tlsrpt_metrics_last_run_timestamp_seconds"
+        ) > 1.7e9,
+        "{heartbeat}"
+    );
+    assert!(!text.contains("tlsrpt_metrics_last_run"), "{text}");
 
     if let Some(promtool) = tool("promtool") {
         let mut c = Command::new(promtool)
@@ -262,7 +273,11 @@ fn metric_values_equal_totals_known_by_construction() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all((text.clone() + &heartbeat).as_bytes())
+            .unwrap();
         let o = c.wait_with_output().unwrap();
         assert!(
             o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
@@ -284,12 +299,9 @@ fn incremental_runs_read_only_what_is_new() {
     let tf = t.path().join("tlsrpt.prom");
     metrics(&[&a.dir, &b.dir], &tf);
     let first = std::fs::read_to_string(&tf).unwrap();
-    let strip = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("tlsrpt_metrics_last_run"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let first_mtime = std::fs::metadata(&tf).unwrap().modified().unwrap();
+    let hb = t.path().join("tlsrpt.run.prom");
+    std::fs::write(&hb, "stale\n").unwrap();
 
     // Overwrite what was read with garbage of the same length (same inode, same size):
     // a run that read it again would skip those lines and change the counters.
@@ -304,10 +316,18 @@ fn incremental_runs_read_only_what_is_new() {
     }
     metrics(&[&a.dir, &b.dir], &tf);
     let second = std::fs::read_to_string(&tf).unwrap();
+    assert_eq!(first, second, "a run with nothing new changed the metrics");
     assert_eq!(
-        strip(&first),
-        strip(&second),
-        "a run with nothing new changed the metrics"
+        std::fs::metadata(&tf).unwrap().modified().unwrap(),
+        first_mtime,
+        "a run with nothing new rewrote the textfile"
+    );
+    // ... but it did run: its heartbeat was written.
+    assert!(
+        std::fs::read_to_string(&hb)
+            .unwrap()
+            .contains("tlsrpt_metrics_last_run_timestamp_seconds "),
+        "no heartbeat"
     );
 
     // A new report, and a torn line after it: only the complete one counts.
