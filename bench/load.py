@@ -13,28 +13,16 @@ fsync on, synchronous_commit on), run as `nobody` when this runs as root; skippe
 a reason when the server binaries are missing. Peak RSS from GNU time. No timing is
 asserted: the numbers are written down, not judged.
 """
-import os, shutil, subprocess, sys, tempfile, time
+import os, shutil, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spools import year_spool  # noqa: E402
+from harness import publish, timed, year_spool  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench", "out")
 BIN = os.path.join(ROOT, "target", "release", "tlsrpt")
 QUICK = "--quick" in sys.argv
 RECORDS = 5000 if QUICK else 200_000
-
-
-def timed(argv, env=None):
-    """Runs argv under GNU time; returns (seconds, peak RSS KiB)."""
-    with tempfile.NamedTemporaryFile("r") as out:
-        t = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name] + argv,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        dt = time.perf_counter() - t
-        if p.returncode != 0:
-            sys.exit(f"{argv[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
-        return dt, int(out.read().split()[-1])
 
 
 class Cluster:
@@ -162,12 +150,7 @@ def main():
                 ratios = ", ".join(f"{dt / f:.1f}x {'in-memory' if 'memory' in w else 'file'}"
                                    for w, f in floors)
                 lines.append(f"- {what}: {ratios} DuckDB")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not QUICK:
-        with open(os.path.join(OUT, "load.md"), "w") as f:
-            f.write(text)
-
+    publish(lines, "load.md", QUICK)
 
 if __name__ == "__main__":
     main()

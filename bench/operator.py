@@ -14,10 +14,10 @@ authentication); DuckDB and jq sum every policy as parsedmarc's dashboards do, w
 the cheaper (and, for sts+tlsa reports, wrong) question: a floor, not a peer.
 Times are medians of interleaved runs; peak RSS from GNU time.
 """
-import os, statistics, subprocess, sys, tempfile, time
+import os, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spools import year_spool  # noqa: E402
+from harness import publish, timed, year_spool  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench", "out")
@@ -25,15 +25,6 @@ BIN = os.path.join(ROOT, "target", "release", "tlsrpt")
 QUICK = "--quick" in sys.argv
 RECORDS = 5000 if QUICK else 200_000
 ROUNDS = 1 if QUICK else 5
-
-
-def peak_rss_and_time(argv, env=None):
-    with tempfile.NamedTemporaryFile("r") as out:
-        t = time.perf_counter()
-        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name] + argv, stdout=subprocess.DEVNULL,
-                       check=True, env=env)
-        dt = time.perf_counter() - t
-        return dt, int(out.read().split()[-1])
 
 
 def main():
@@ -96,7 +87,7 @@ def main():
     rss = {}
     for _ in range(ROUNDS):
         for name, (argv, env) in cmds.items():
-            dt, kib = peak_rss_and_time(argv() if callable(argv) else argv, env)
+            dt, kib = timed(argv() if callable(argv) else argv, env)
             results[name].append(dt)
             rss[name] = max(rss.get(name, 0), kib)
     lines = [f"Spool: {RECORDS:,} records, {size / 1e6:.0f} MB of JSON Lines; {ROUNDS} interleaved rounds, "
@@ -104,12 +95,7 @@ def main():
              "| command | median s | peak RSS MiB |", "|---|---:|---:|"]
     for name in cmds:
         lines.append(f"| {name} | {statistics.median(results[name]):.3f} | {rss[name] / 1024:.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not QUICK:
-        with open(os.path.join(OUT, "operator.md"), "w") as f:
-            f.write(text)
-
+    publish(lines, "operator.md", QUICK)
 
 if __name__ == "__main__":
     main()
