@@ -577,6 +577,26 @@ $CHECK wrap-gzip "$FIX/YnkDK_tls_reporting/example.gz" > "$WORK/pkg.eml"
 $BIN --spool "$SPOOL" --user tlsrpt --log-stderr < "$WORK/pkg.eml" 2>/dev/null
 check "package: a report stored by the packaged binary" eq "$($CHECK count "$SPOOL" 5065427c-23d3-47ca-b6e0-946ea0e8c4be)" 1
 sed -i 's|^#\(\*/5 .*tlsrpt load\)|\1|' /etc/cron.d/tlsrpt
+# The jobs of /etc/cron.d/tlsrpt, run as cron would: their user, their command verbatim.
+cron_job() { # cron_job PATTERN: runs the (commented or not) line's command as its user
+    local line user cmd
+    line=$(grep -E "^#?[0-9*].*$1" /etc/cron.d/tlsrpt | head -1 | sed 's/^#//')
+    user=$(echo "$line" | awk '{print $6}')
+    cmd=$(echo "$line" | awk '{for (i = 1; i <= 6; i++) $i = ""; sub(/^ +/, ""); print}')
+    [ -n "$cmd" ] && runuser -u "$user" -- sh -c "$cmd"
+}
+DB=/var/lib/tlsrpt/tlsrpt.db
+db_reports() { python3 -c "import sqlite3; print(sqlite3.connect('$DB').execute('SELECT count(*) FROM smtp_tls_report').fetchone()[0])"; }
+check "cron: the load job, as tlsrpt" cron_job 'tlsrpt load'
+check "cron: the report is in $DB" eq "$(db_reports)" 1
+check "cron: the load job again" cron_job 'tlsrpt load'
+check "cron: after a second load, still once" eq "$(db_reports)" 1
+install -d -o tlsrpt -g tlsrpt /var/lib/prometheus/node-exporter
+check "cron: the metrics job, as tlsrpt" cron_job 'tlsrpt metrics'
+check "cron: metrics and heartbeat written" test -s /var/lib/prometheus/node-exporter/tlsrpt.prom -a -s /var/lib/prometheus/node-exporter/tlsrpt.run.prom
+# The report came without DKIM: counted apart, under "(other)" (no domain of ours).
+check "cron: the report counted" grep -qF 'tlsrpt_unauthenticated_reports_total{policy_domain="(other)"} 1' /var/lib/prometheus/node-exporter/tlsrpt.prom
+rm -rf /var/lib/prometheus
 chmod 0770 "$SPOOL"
 SUM=$(cat "$SPOOL"/*.jsonl | sha256sum)
 check "upgrade: dpkg -i $(basename "$DEB2")" sh -c "dpkg -i '$DEB2' >/dev/null"
