@@ -992,19 +992,18 @@ fn certificates(dir: &Path) -> Option<()> {
     Some(())
 }
 
-/// `sslmode` as libpq means it, against a real server that accepts TCP connections only
-/// over TLS (pg_hba `hostssl` trust, `hostnossl` reject) with a certificate for
-/// `localhost` from a CA of the test's own.
-#[test]
-fn postgresql_over_tls_as_sslmode_says() {
+/// A cluster serving TLS on 127.0.0.1 with the certificates of `certificates` (in the
+/// returned directory), `hba` put before the default pg_hba.conf lines and `opts`
+/// added; None, with the reason said, when openssl or the server is missing.
+fn tls_cluster(hba: &str, opts: &str) -> Option<(Cluster, tempfile::TempDir)> {
     let certs = tempfile::tempdir().unwrap();
     if certificates(certs.path()).is_none() {
         eprintln!("skipped: no openssl command (apt-get install openssl; .ci/run does)");
-        return;
+        return None;
     }
+    let certdir = certs.path();
     let root = nix::unistd::geteuid().is_root();
-    let certdir = certs.path().to_owned();
-    let Some(pg) = Cluster::start_with(|data| {
+    let pg = Cluster::start_with(|data| {
         for f in ["server.pem", "server.key"] {
             std::fs::copy(certdir.join(f), data.join(f)).unwrap();
         }
@@ -1021,18 +1020,32 @@ fn postgresql_over_tls_as_sslmode_says() {
                 nix::unistd::chown(&data.join(f), Some(nobody.uid), None).unwrap();
             }
         }
-        let mut hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
-        hba.insert_str(
-            0,
-            "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
-        );
-        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
-        "-c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
-            .to_owned()
-    }) else {
+        let mut conf = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+        conf.insert_str(0, hba);
+        std::fs::write(data.join("pg_hba.conf"), conf).unwrap();
+        format!(
+            "-c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=server.pem \
+             -c ssl_key_file=server.key {opts}"
+        )
+    });
+    let Some(pg) = pg else {
         eprintln!(
             "skipped: PostgreSQL server binaries not installed (apt-get install postgresql; .ci/run does)"
         );
+        return None;
+    };
+    Some((pg, certs))
+}
+
+/// `sslmode` as libpq means it, against a real server that accepts TCP connections only
+/// over TLS (pg_hba `hostssl` trust, `hostnossl` reject) with a certificate for
+/// `localhost` from a CA of the test's own.
+#[test]
+fn postgresql_over_tls_as_sslmode_says() {
+    let Some((pg, certs)) = tls_cluster(
+        "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        "",
+    ) else {
         return;
     };
     let t = tempfile::tempdir().unwrap();
@@ -1121,4 +1134,41 @@ fn postgresql_over_tls_as_sslmode_says() {
     }
     let n = pg.count("SELECT count(*) FROM smtp_tls_report");
     assert!(n > 0, "nothing loaded over TLS");
+}
+
+/// `prefer` (libpq's default) falls back to a connection without TLS when the TLS
+/// handshake fails, here against a server that offers only TLS 1.1, which rustls does
+/// not speak; `require` then fails (exit 75).
+#[test]
+fn postgresql_prefer_falls_back_when_tls_fails() {
+    let Some((pg, _certs)) = tls_cluster(
+        "host all all 127.0.0.1/32 trust\n",
+        "-c ssl_min_protocol_version=TLSv1 -c ssl_max_protocol_version=TLSv1.1",
+    ) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (a, _b, _) = history(t.path(), 5);
+    let home = tempfile::tempdir().unwrap();
+    let try_load = |mode: &str| {
+        let db = format!(
+            "host=127.0.0.1 port={} user={} dbname=postgres {mode}",
+            pg.port, pg.user
+        );
+        let o = Command::new(BIN)
+            .args(["load", "--db", &db, "--spool"])
+            .arg(&a.dir)
+            .env("HOME", home.path())
+            .env_remove("PGSSLMODE")
+            .env_remove("PGSSLROOTCERT")
+            .output()
+            .unwrap();
+        (o.status.code().unwrap(), stderr(&o))
+    };
+    let (code, err) = try_load("sslmode=require");
+    assert_eq!(code, 75, "{err}");
+    assert!(err.contains("TLS") || err.contains("tls"), "{err}");
+    let (code, err) = try_load("");
+    assert_eq!(code, 0, "prefer: {err}");
+    assert!(pg.count("SELECT count(*) FROM smtp_tls_report") > 0);
 }

@@ -128,10 +128,20 @@ fn system_time(t: Timestamp) -> SystemTime {
     }
 }
 
+/// Connects; under `sslmode=prefer`, as libpq, a failed TLS attempt (a handshake the
+/// server's old TLS or certificate cannot complete) is followed by one without TLS. An
+/// answer of the server itself (wrong password, no such database) is final.
 fn open(cfg: &Config, tls: &Option<MakeRustls>) -> Result<Client, postgres::Error> {
-    match tls {
-        Some(t) => cfg.connect(t.clone()),
-        None => cfg.connect(NoTls),
+    let Some(t) = tls else {
+        return cfg.connect(NoTls);
+    };
+    match cfg.connect(t.clone()) {
+        Err(x) if cfg.get_ssl_mode() == SslMode::Prefer && x.as_db_error().is_none() => {
+            let mut plain = cfg.clone();
+            plain.ssl_mode(SslMode::Disable);
+            plain.connect(NoTls).map_err(|_| x)
+        }
+        r => r,
     }
 }
 
