@@ -4,7 +4,7 @@
 //! | sslmode | encrypted | certificate checked |
 //! |---|---|---|
 //! | `disable` | no | - |
-//! | `allow`, `prefer` (default) | when the server offers it | no |
+//! | `allow`, `prefer` (default) | when the server offers it and the handshake succeeds | no |
 //! | `require` | yes | no; as `verify-ca` when a root certificate file exists |
 //! | `verify-ca` | yes | chain to `sslrootcert` |
 //! | `verify-full` | yes | chain to `sslrootcert`, and the host name (or IP) |
