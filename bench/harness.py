@@ -3,6 +3,10 @@ made once), timing a command with its peak RSS, and writing the result table."""
 import os, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench", "out")
+BIN = os.path.join(ROOT, "target", "release", "tlsrpt")
+QUICK = "--quick" in sys.argv
+RECORDS = 5000 if QUICK else 200_000
 
 
 def year_spool(records):

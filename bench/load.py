@@ -16,13 +16,7 @@ asserted: the numbers are written down, not judged.
 import os, shutil, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import publish, timed, year_spool  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "bench", "out")
-BIN = os.path.join(ROOT, "target", "release", "tlsrpt")
-QUICK = "--quick" in sys.argv
-RECORDS = 5000 if QUICK else 200_000
+from harness import BIN, OUT, QUICK, RECORDS, ROOT, publish, timed, year_spool  # noqa: E402
 
 
 class Cluster:

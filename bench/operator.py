@@ -17,13 +17,7 @@ Times are medians of interleaved runs; peak RSS from GNU time.
 import os, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import publish, timed, year_spool  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "bench", "out")
-BIN = os.path.join(ROOT, "target", "release", "tlsrpt")
-QUICK = "--quick" in sys.argv
-RECORDS = 5000 if QUICK else 200_000
+from harness import BIN, OUT, QUICK, RECORDS, ROOT, publish, timed, year_spool  # noqa: E402
 ROUNDS = 1 if QUICK else 5
 
 
