@@ -7,6 +7,16 @@ OUT = os.path.join(ROOT, "bench", "out")
 BIN = os.path.join(ROOT, "target", "release", "tlsrpt")
 QUICK = "--quick" in sys.argv
 RECORDS = 5000 if QUICK else 200_000
+NO_BUILD = "--no-build" in sys.argv  # target/release is already built (bench/quick.sh)
+
+
+def build():
+    """Builds the release binaries, unless --no-build says they are there."""
+    if NO_BUILD:
+        if not os.path.exists(BIN):
+            sys.exit(f"--no-build: {BIN} is missing")
+        return
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "tlsrpt"], cwd=ROOT, check=True)
 
 
 def year_spool(records):

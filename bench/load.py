@@ -16,7 +16,7 @@ asserted: the numbers are written down, not judged.
 import os, shutil, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, OUT, QUICK, RECORDS, ROOT, publish, timed, year_spool  # noqa: E402
+from harness import build, BIN, OUT, QUICK, RECORDS, ROOT, publish, timed, year_spool  # noqa: E402
 
 
 class Cluster:
@@ -85,7 +85,7 @@ DROP TABLE raw;
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "tlsrpt"], cwd=ROOT, check=True)
+    build()
     spool, size = year_spool(RECORDS)
     work = tempfile.mkdtemp(prefix="tlsrpt-bench-load-")
     rows = []  # (what, seconds, rss KiB, note)

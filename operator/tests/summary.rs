@@ -670,30 +670,28 @@ fn table_fits_100_columns_and_colours_only_when_asked() {
         &["summary", "--spool", &spool, "--color", "always"],
     ));
     assert!(stdout(&o).contains("\x1b[31m"));
-    // On a terminal (script(1) gives it one): colour, unless NO_COLOR is set.
-    if std::path::Path::new("/usr/bin/script").exists() {
-        let cmdline = format!(
-            "{BIN} summary --spool {spool} --since {} --until {}",
-            iso(T0),
-            iso(T0 + 10 * DAY)
-        );
-        let on_tty = |no_color: bool| {
-            let mut c = std::process::Command::new("/usr/bin/script");
-            c.args(["-qec", &cmdline, "/dev/null"])
-                .env_remove("NO_COLOR");
-            if no_color {
-                c.env("NO_COLOR", "1");
-            }
-            String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
-        };
-        assert!(
-            on_tty(false).contains("\x1b[31m"),
-            "no colour on a terminal"
-        );
-        assert!(!on_tty(true).contains("\x1b["), "colour despite NO_COLOR");
-    } else {
-        eprintln!("skipped the terminal part: script(1) not installed (util-linux)");
-    }
+    // On a terminal (script(1), from bsdutils, essential on Debian, gives it one): colour,
+    // unless NO_COLOR is set.
+    require_tool(&["/usr/bin/script"], "bsdutils");
+    let cmdline = format!(
+        "{BIN} summary --spool {spool} --since {} --until {}",
+        iso(T0),
+        iso(T0 + 10 * DAY)
+    );
+    let on_tty = |no_color: bool| {
+        let mut c = std::process::Command::new("/usr/bin/script");
+        c.args(["-qec", &cmdline, "/dev/null"])
+            .env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    assert!(
+        on_tty(false).contains("\x1b[31m"),
+        "no colour on a terminal"
+    );
+    assert!(!on_tty(true).contains("\x1b["), "colour despite NO_COLOR");
 }
 
 #[test]

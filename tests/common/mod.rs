@@ -15,6 +15,32 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// For the `#[ignore = "needs root"]` tests: they run as root in tests/run.sh's
+/// disposable root (its own mount namespace, so a tmpfs they mount there is its own).
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "needs root: tests/run.sh runs this test in its disposable root"
+    );
+}
+
+/// Tests that need more than the Rust toolchain (a real daemon or tool, or root) are
+/// `#[ignore = "needs ..."]`: `cargo test` lists them as ignored, never as passed, and
+/// `tests/run.sh` runs them with `--ignored` inside its disposable root, which has every
+/// component. There, a missing one is a failure, not a silent pass.
+pub fn require_tool(candidates: &[&str], package: &str) -> PathBuf {
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "none of {candidates:?} exists (Debian package {package}); this test runs in \
+                 tests/run.sh's disposable root, which has it"
+            )
+        })
+}
+
 pub fn fixture(rel: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

@@ -3,9 +3,9 @@
 provider's spool, against DuckDB and jq answering the same per-domain question over the
 same JSON Lines, in the same run.
 
-  python3 bench/operator.py           200,000 records, 1,000 domains, 365 day files
+  python3 bench/summary.py           200,000 records, 1,000 domains, 365 day files
                                       (writes bench/out/operator.md)
-  python3 bench/operator.py --quick   5,000 records, one run each, no DuckDB (CI: it
+  python3 bench/summary.py --quick   5,000 records, one run each, no DuckDB (CI: it
                                       still works)
 
 The question: per policy domain, reports and successful/failed sessions for the window.
@@ -17,13 +17,13 @@ Times are medians of interleaved runs; peak RSS from GNU time.
 import os, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, OUT, QUICK, RECORDS, ROOT, publish, timed, year_spool  # noqa: E402
+from harness import build, BIN, OUT, QUICK, RECORDS, ROOT, publish, timed, year_spool  # noqa: E402
 ROUNDS = 1 if QUICK else 5
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "tlsrpt"], cwd=ROOT, check=True)
+    build()
     spool, size = year_spool(RECORDS)
     now = int(time.time())
     glob = os.path.join(spool, "*.jsonl")
