@@ -1,9 +1,9 @@
 //! `tlsrpt check-record`: is the TLSRPT record of a domain right, and does it send the
 //! reports here?
 //!
-//! DNS goes through hickory-resolver (async) on a current-thread tokio runtime that
-//! lives only inside this command; nothing of it is linked into tlsrpt-pipe. Answers are
-//! untrusted input: record text is shown escaped, never interpreted beyond the grammar.
+//! DNS goes through `probe::dns` (hickory-proto messages over std sockets, bounded);
+//! nothing of it is linked into tlsrpt-pipe. Answers are untrusted input: record text is
+//! shown escaped, never interpreted beyond the grammar.
 //!
 //! Exit status, monitoring-plugins style: 0 valid, 1 warnings only, 2 errors (no usable
 //! record included), 3 a lookup itself failed (SERVFAIL, timeout, refused: not "no
@@ -12,14 +12,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use serde::Serialize;
 
+use crate::probe::dns::{Lookup, Resolver};
 use crate::txt_record::{self, Finding, Severity, finding};
 
 /// Names where people publish the record by mistake, tried when `_smtp._tls` has none.
@@ -91,110 +87,70 @@ enum Txt {
     },
     NxDomain,
     NoData,
+    /// The answer does not validate (DNSSEC-bogus): validating senders see nothing.
+    Bogus(String),
     Failed(String),
 }
 
+/// The DNS of check-record: the resolver of `probe::dns` (the same one check-domain uses).
 pub struct Dns {
-    rt: tokio::runtime::Runtime,
-    resolver: TokioResolver,
+    resolver: Resolver,
 }
 
 impl Dns {
     /// The system resolver (/etc/resolv.conf), or one name server.
     pub fn new(nameserver: Option<SocketAddr>, timeout: Duration) -> Result<Dns, String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("runtime: {e}"))?;
-        let builder = match nameserver {
-            Some(addr) => {
-                let conn = |mut c: ConnectionConfig| {
-                    c.port = addr.port();
-                    c
-                };
-                let ns = NameServerConfig::new(
-                    addr.ip(),
-                    true,
-                    vec![conn(ConnectionConfig::udp()), conn(ConnectionConfig::tcp())],
-                );
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(vec![ns]),
-                    TokioRuntimeProvider::default(),
-                )
-            }
-            None => TokioResolver::builder_tokio()
-                .map_err(|e| format!("system resolver configuration: {e}"))?,
-        };
-        let mut builder = builder;
-        let o = builder.options_mut();
-        o.timeout = timeout;
-        o.attempts = 2;
-        o.cache_size = 0;
-        o.ndots = 0;
-        let resolver = {
-            let _guard = rt.enter();
-            builder.build().map_err(|e| format!("resolver: {e}"))?
-        };
-        Ok(Dns { rt, resolver })
+        Ok(Dns {
+            resolver: Resolver::new(nameserver, timeout)?,
+        })
+    }
+
+    /// Wraps a resolver already made.
+    pub fn with(resolver: Resolver) -> Dns {
+        Dns { resolver }
     }
 
     fn txt(&self, name: &str) -> Txt {
-        let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let r = self
-            .rt
-            .block_on(self.resolver.lookup(fqdn.as_str(), RecordType::TXT));
-        match r {
-            Ok(lookup) => {
+        match self.resolver.lookup(name, RecordType::TXT) {
+            Lookup::Found {
+                records,
+                ttl,
+                chain,
+                ..
+            } => {
                 let mut txts = Vec::new();
-                let mut cname = None;
-                for rec in lookup.answers() {
-                    match &rec.data {
-                        RData::TXT(t) => {
-                            let mut s = String::new();
-                            for part in t.txt_data.iter() {
-                                s.push_str(&String::from_utf8_lossy(part));
-                            }
-                            s.truncate(MAX_RECORD);
-                            txts.push((s, t.txt_data.len(), rec.ttl));
+                for r in &records {
+                    if let RData::TXT(t) = r {
+                        let mut s = String::new();
+                        for part in t.txt_data.iter() {
+                            s.push_str(&String::from_utf8_lossy(part));
                         }
-                        RData::CNAME(c) => {
-                            cname = Some(c.0.to_string().trim_end_matches('.').to_owned())
-                        }
-                        _ => {}
+                        s.truncate(MAX_RECORD);
+                        txts.push((s, t.txt_data.len(), ttl));
                     }
                 }
-                if txts.is_empty() {
-                    Txt::NoData
-                } else {
-                    Txt::Records { txts, cname }
+                Txt::Records {
+                    txts,
+                    cname: chain.last().cloned(),
                 }
             }
-            Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
-                if nr.response_code == ResponseCode::NXDomain {
-                    Txt::NxDomain
-                } else {
-                    Txt::NoData
-                }
-            }
-            Err(e) => Txt::Failed(e.to_string()),
+            Lookup::NxDomain { .. } => Txt::NxDomain,
+            Lookup::NoData { .. } => Txt::NoData,
+            Lookup::Bogus(why) => Txt::Bogus(why),
+            Lookup::Failed(why) => Txt::Failed(why),
         }
     }
 
     fn mx(&self, domain: &str) -> Result<Vec<String>, String> {
-        let fqdn = format!("{}.", domain.trim_end_matches('.'));
-        match self
-            .rt
-            .block_on(self.resolver.lookup(fqdn.as_str(), RecordType::MX))
-        {
-            Ok(l) => {
-                let mut hosts: Vec<(u16, String)> = l
-                    .answers()
+        match self.resolver.lookup(domain, RecordType::MX) {
+            Lookup::Found { records, .. } => {
+                let mut hosts: Vec<(u16, String)> = records
                     .iter()
-                    .filter_map(|r| match &r.data {
+                    .filter_map(|r| match r {
                         RData::MX(mx) => Some((
                             mx.preference,
                             mx.exchange
-                                .to_string()
+                                .to_ascii()
                                 .trim_end_matches('.')
                                 .to_ascii_lowercase(),
                         )),
@@ -206,8 +162,9 @@ impl Dns {
                 hosts.dedup_by(|a, b| a.1 == b.1);
                 Ok(hosts.into_iter().map(|(_, h)| h).collect())
             }
-            Err(NetError::Dns(DnsError::NoRecordsFound(_))) => Ok(Vec::new()),
-            Err(e) => Err(e.to_string()),
+            Lookup::NxDomain { .. } | Lookup::NoData { .. } => Ok(Vec::new()),
+            Lookup::Bogus(why) => Err(format!("DNSSEC-bogus: {why}")),
+            Lookup::Failed(why) => Err(why),
         }
     }
 }
@@ -299,6 +256,14 @@ pub fn check_domain(dns: &Dns, domain: &str, expected: &[String], is_mx: bool) -
                 "lookup-failed",
                 Severity::Error,
                 format!("the lookup of {name} TXT failed ({why}): this says nothing about the record; check the domain's name servers"),
+            ));
+            return e;
+        }
+        Txt::Bogus(why) => {
+            e.findings.push(finding(
+                "dnssec-invalid",
+                Severity::Error,
+                format!("the answer for {name} TXT fails DNSSEC validation ({why}): validating senders see no record and send no reports; re-sign the zone, check the DS record at the parent"),
             ));
             return e;
         }

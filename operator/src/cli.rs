@@ -37,6 +37,10 @@ pub enum Command {
     /// Is the _smtp._tls TXT record of a domain right, and does it send reports here?
     /// Exit 0 valid, 1 warnings, 2 errors, 3 the lookup failed.
     CheckRecord(CheckRecordArgs),
+    /// Check a domain's inbound mail TLS live, as senders judge it: TLSRPT and MTA-STS
+    /// records, the policy, every MX address (STARTTLS, TLS, certificate with and without
+    /// SNI), DANE. Exit 0 no problem, 1 warnings, 2 errors, 3 could not check.
+    CheckDomain(CheckDomainArgs),
 }
 
 /// Spools and the report window, shared by the commands that read reports.
@@ -226,6 +230,53 @@ pub struct CheckRecordArgs {
     /// Seconds to wait for each DNS answer.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub timeout: u64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RecordFormat,
+}
+
+/// How the live probes reach the domain's hosts (check-domain, summary --probe).
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Ask this name server (IP or IP:PORT) instead of the system resolver. It should
+    /// validate DNSSEC (its AD bit is what DANE senders trust).
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub nameserver: Option<String>,
+
+    /// Also trust the CA certificates in this PEM file (besides the system's public roots,
+    /// /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Probe loopback, private, link-local and unique-local addresses too (refused by
+    /// default: a domain's DNS must not make this host connect into its own network).
+    #[arg(long)]
+    pub allow_private_addresses: bool,
+
+    /// Seconds for each DNS answer, connect and read (the whole check of a domain is
+    /// bounded to six times this).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub timeout: u64,
+
+    /// The name to send in EHLO (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    pub ehlo: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckDomainArgs {
+    /// Domains to check (the domain after @ in the mail addresses, not the MX host).
+    #[arg(value_name = "DOMAIN", required = true)]
+    pub domains: Vec<String>,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Warn when a certificate expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub expiry_warning: u32,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]

@@ -4,13 +4,13 @@
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{
-    CheckArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs, ExportFormat, LoadArgs,
-    MetricsArgs, RecordFormat, Select, SummaryArgs, SummaryFormat,
+    CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs,
+    ExportFormat, LoadArgs, MetricsArgs, RecordFormat, Select, SummaryArgs, SummaryFormat,
 };
 use crate::window::{self, Window};
 use crate::{
-    Failure, aggregate, check, check_record, digest, export, load, metrics, record, render,
-    silence, spool, summary,
+    Failure, aggregate, check, check_domain, check_record, digest, export, load, metrics, record,
+    render, silence, spool, summary,
 };
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Metrics(a) => metrics_cmd(a),
         Command::Check(a) => check_cmd(a),
         Command::CheckRecord(a) => check_record_cmd(a),
+        Command::CheckDomain(a) => check_domain_cmd(a),
         Command::Load(a) => load_cmd(a),
     }
 }
@@ -82,6 +83,96 @@ fn check_record_cmd(a: CheckRecordArgs) -> Result<(), Failure> {
             message: String::new(),
         }),
     }
+}
+
+fn check_domain_cmd(a: CheckDomainArgs) -> Result<(), Failure> {
+    let settings = probe_settings(&a.probe)?;
+    let reports: Vec<check_domain::DomainReport> = a
+        .domains
+        .iter()
+        .map(|d| {
+            let mut r = check_domain::observe::observe(&settings, d, None);
+            check_domain::judge::judge(&mut r, i64::from(a.expiry_warning));
+            r
+        })
+        .collect();
+    let out = match a.format {
+        RecordFormat::Text => check_domain::text::text(&reports),
+        RecordFormat::Json => check_domain::json(&reports),
+    };
+    write_stdout(&out)?;
+    match check_domain::status(&reports) {
+        0 => Ok(()),
+        s => Err(Failure {
+            status: s,
+            message: String::new(),
+        }),
+    }
+}
+
+/// The probes' settings from the command line (check-domain, summary --probe). Trouble
+/// here prevents any answer: exit 3, as a monitoring plugin.
+pub(crate) fn probe_settings(
+    p: &crate::cli::ProbeArgs,
+) -> Result<check_domain::observe::Settings, Failure> {
+    let fail3 = |m: String| Failure {
+        status: 3,
+        message: m,
+    };
+    let ns = p
+        .nameserver
+        .as_deref()
+        .map(check_record::parse_nameserver)
+        .transpose()
+        .map_err(|e| fail3(format!("--nameserver {e}")))?;
+    let op = std::time::Duration::from_secs(p.timeout);
+    let resolver = crate::probe::dns::Resolver::new(ns, op).map_err(fail3)?;
+    let mut roots = rustls::RootCertStore::empty();
+    let system = std::path::Path::new(crate::webpki::SYSTEM_ROOTS);
+    if system.exists() {
+        crate::webpki::add_pem(&mut roots, system)
+            .map_err(|e| fail3(format!("the system's roots: {e}")))?;
+    } else {
+        eprintln!(
+            "tlsrpt: warning: no public roots at {} (apt install ca-certificates): no certificate can be trusted",
+            system.display()
+        );
+    }
+    if let Some(f) = &p.ca_file {
+        match crate::webpki::add_pem(&mut roots, f) {
+            Ok(0) => {
+                return Err(fail3(format!(
+                    "--ca-file {}: no usable certificate",
+                    f.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(fail3(format!("--ca-file {e}"))),
+        }
+    }
+    let ehlo = match &p.ehlo {
+        Some(n) => n.clone(),
+        None => nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            })
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    if ehlo.is_empty() || !ehlo.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(fail3(format!("--ehlo {ehlo:?}: not a host name")));
+    }
+    Ok(check_domain::observe::Settings {
+        resolver,
+        op_timeout: op,
+        domain_timeout: op * 6,
+        allow_private: p.allow_private_addresses,
+        roots: std::sync::Arc::new(roots),
+        ehlo,
+    })
 }
 
 fn metrics_cmd(a: MetricsArgs) -> Result<(), Failure> {

@@ -8,6 +8,7 @@
 mod advice;
 mod aggregate;
 mod check;
+mod check_domain;
 mod check_record;
 mod cli;
 mod commands;
@@ -15,12 +16,14 @@ mod digest;
 mod export;
 mod load;
 mod metrics;
+mod probe;
 mod record;
 mod render;
 mod silence;
 mod spool;
 mod summary;
 mod txt_record;
+mod webpki;
 mod window;
 
 use std::process::ExitCode;
@@ -53,12 +56,12 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            // `tlsrpt check` and `check-record` follow the monitoring-plugins codes: bad
+            // `tlsrpt check`, `check-record` and `check-domain` follow the monitoring-plugins codes: bad
             // arguments are UNKNOWN (3), with a plugin's first line; --help and --version
             // are not errors.
             let is_check = matches!(
                 std::env::args().nth(1).as_deref(),
-                Some("check" | "check-record")
+                Some("check" | "check-record" | "check-domain")
             );
             if is_check && e.use_stderr() {
                 let text = e.to_string();
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
             // A plugin that cannot decide is UNKNOWN.
             let is_check = matches!(
                 std::env::args().nth(1).as_deref(),
-                Some("check" | "check-record")
+                Some("check" | "check-record" | "check-domain")
             );
             ExitCode::from(if is_check { 3 } else { 1 })
         }

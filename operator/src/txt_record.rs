@@ -80,6 +80,11 @@ pub fn selected_by_senders(txt: &str) -> bool {
     txt.starts_with("v=TLSRPTv1;") || txt == "v=TLSRPTv1"
 }
 
+/// What a grammar violation costs: mox's `tlsrpt.ParseRecord` (and any parser that
+/// follows the ABNF) returns a syntax error for the whole record, so those senders see no
+/// TLSRPT record and send no report at all.
+const STRICT: &str = "strict senders (mox) reject the whole record and send no reports";
+
 fn is_wsp(c: char) -> bool {
     c == ' ' || c == '\t'
 }
@@ -292,9 +297,10 @@ pub fn check(txt: &str) -> Checked {
             if i != last {
                 f.push(finding(
                     "empty-field",
-                    Severity::Warning,
-                    "an empty field (\";;\"); remove the extra \";\"",
+                    Severity::Error,
+                    format!("an empty field (\";;\"), against RFC 8460 §3's grammar: {STRICT}; remove the extra \";\""),
                 ));
+                usable = false;
             }
             continue;
         }
@@ -362,9 +368,10 @@ pub fn check(txt: &str) -> Checked {
                 if uri.is_empty() {
                     f.push(finding(
                         "empty-uri",
-                        Severity::Warning,
-                        "an empty entry in rua (\",,\" or a trailing \",\"); remove it",
+                        Severity::Error,
+                        format!("an empty entry in rua (\",,\" or a trailing \",\"), against RFC 8460 §3's grammar: {STRICT}; remove it"),
                     ));
+                    usable = false;
                     continue;
                 }
                 if check_uri(uri, f) {
@@ -404,15 +411,17 @@ pub fn check(txt: &str) -> Checked {
         } else if !ext_name_ok(name) {
             f.push(finding(
                 "invalid-field-name",
-                Severity::Warning,
-                format!("{name:?} is not a valid field name (RFC 8460 §3); strict senders may reject the whole record: remove it"),
+                Severity::Error,
+                format!("{name:?} is not a valid field name (a letter or digit, then letters, digits, \"_\", \"-\" or \".\"; RFC 8460 §3): {STRICT}; remove or rename it"),
             ));
+            usable = false;
         } else if !ext_value_ok(value) {
             f.push(finding(
                 "invalid-field-value",
-                Severity::Warning,
-                format!("{field:?}: the value is empty or holds a space or \"=\" (RFC 8460 §3); strict senders may reject the whole record"),
+                Severity::Error,
+                format!("{field:?}: an extension value must be non-empty, without spaces, \"=\" or \";\" (RFC 8460 §3): {STRICT}; fix or remove the field"),
             ));
+            usable = false;
         } else {
             f.push(finding(
                 "unknown-field",
@@ -604,14 +613,14 @@ mod tests {
         ),
         (
             "v=TLSRPTv1;; rua=mailto:a@example.com",
-            1,
-            Some(Severity::Warning),
+            0,
+            Some(Severity::Error),
             &["empty-field"],
         ),
         (
             "v=TLSRPTv1; rua=mailto:a@example.com,",
-            1,
-            Some(Severity::Warning),
+            0,
+            Some(Severity::Error),
             &["empty-uri"],
         ),
         // Version errors.
@@ -766,20 +775,38 @@ mod tests {
         ),
         (
             "v=TLSRPTv1; rua=mailto:tls@example.com; bad name=1",
-            1,
-            Some(Severity::Warning),
+            0,
+            Some(Severity::Error),
             &["invalid-field-name"],
         ),
         (
             "v=TLSRPTv1; rua=mailto:tls@example.com; x=",
-            1,
-            Some(Severity::Warning),
+            0,
+            Some(Severity::Error),
             &["invalid-field-value"],
         ),
         (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; _x=1",
+            0,
+            Some(Severity::Error),
+            &["invalid-field-name"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; x=a b",
+            0,
+            Some(Severity::Error),
+            &["invalid-field-value"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:a@example.com,,mailto:b@example.com",
+            0,
+            Some(Severity::Error),
+            &["empty-uri"],
+        ),
+        (
             "v=TLSRPTv1; rua=mailto:tls@example.com; x=a=b",
-            1,
-            Some(Severity::Warning),
+            0,
+            Some(Severity::Error),
             &["invalid-field-value"],
         ),
     ];

@@ -60,11 +60,12 @@ unshare --mount --pid --fork --net true 2>/dev/null ||
     skip "cannot create mount, PID and network namespaces here (a container without CAP_SYS_ADMIN?)"
 
 # What the root holds. Installed: the base and the components the integration tests run
-# (the test that needs one names it in its #[ignore = "needs ..."]). Downloaded only: the
+# (the test that needs one names it in its #[ignore = "needs ..."]; Postfix and nginx
+# serve the live-probe world of tests/world/up.sh). Downloaded only: the
 # MTA and web server packages, which the end-to-end suite installs, upgrades and purges
 # itself (no network inside). Python tools in /opt/venv.
 BASE_PKGS="python3 python3-venv adduser procps gzip iproute2 ca-certificates debconf"
-TEST_PKGS="rsyslog chromium prometheus prometheus-node-exporter nsd unbound ldnsutils postgresql openssl lintian time jq util-linux bsdutils curl"
+TEST_PKGS="postfix nginx-light rsyslog chromium prometheus prometheus-node-exporter nsd unbound ldnsutils postgresql openssl lintian time jq util-linux bsdutils curl"
 MTA_PKGS_1="postfix opendkim opendkim-tools"
 MTA_PKGS_2="exim4-daemon-light" # conflicts with postfix: downloaded in a second step
 WEB_PKGS="lighttpd lighttpd-mod-openssl nginx-light fcgiwrap apache2"

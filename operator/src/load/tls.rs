@@ -30,14 +30,11 @@ use postgres::config::SslMode;
 use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Debian's bundle of the system's trusted CAs (`sslrootcert=system`).
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+use crate::webpki::{NoCheck, SYSTEM_ROOTS, add_pem};
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,14 +259,7 @@ pub fn connector(s: &Settings) -> Result<MakeRustls, String> {
         }
         (v, Some(path)) => {
             let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(&path)
-                .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-            for c in certs {
-                let c = c.map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-                // A bundle may hold certificates webpki cannot use; skip those, as
-                // libpq's OpenSSL does.
-                let _ = roots.add(c);
-            }
+            add_pem(&mut roots, &path).map_err(|e| format!("sslrootcert {e}"))?;
             if roots.is_empty() {
                 return Err(format!(
                     "sslrootcert {}: no usable certificate",
@@ -301,43 +291,6 @@ enum Verify {
     Nothing,
     Chain,
     ChainAndName,
-}
-
-/// `prefer`/`require` without a root: the handshake is still checked (the server holds
-/// the key of the certificate it shows), the certificate is not.
-#[derive(Debug)]
-struct NoCheck(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for NoCheck {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }
 
 /// `verify-ca`: the chain must lead to the root; the name is not compared.

@@ -8,6 +8,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+pub mod world;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tlsrpt");
 
 /// Tests that need more than the Rust toolchain (a real daemon or tool, or root) are

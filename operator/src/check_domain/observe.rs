@@ -1,0 +1,516 @@
+//! Observing a domain: DNS, the MTA-STS policy and every MX address, probed in parallel
+//! within the domain's deadline. Records what was seen; judges nothing (that is `judge`).
+//!
+//! Only the domain's own hosts are contacted: the MX hosts its DNS names now (or the
+//! domain itself when it has no MX) on port 25, and `mta-sts.DOMAIN` on port 443.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hickory_resolver::proto::rr::{RData, RecordType};
+use sha2::{Digest, Sha256};
+
+use super::{Address, AddressFacts, DomainReport, Facts, Mx, MxFacts, Sts};
+use crate::check_record;
+use crate::probe::dns::{Lookup, Resolver};
+use crate::probe::{self, Limits, cert, dane, https, mta_sts, smtp, tls};
+
+/// How many addresses are probed at once.
+const PARALLEL: usize = 8;
+/// Most MX hosts, and addresses per host, looked at (a hostile zone may list hundreds).
+const MAX_MX: usize = 16;
+const MAX_ADDRESSES: usize = 8;
+
+/// What to check and how.
+pub struct Settings {
+    pub resolver: Resolver,
+    pub op_timeout: Duration,
+    /// The whole check of one domain.
+    pub domain_timeout: Duration,
+    pub allow_private: bool,
+    pub roots: std::sync::Arc<rustls::RootCertStore>,
+    pub ehlo: String,
+}
+
+/// Observes `domain`. `only`: probe just these MX hosts (when they are in the MX set).
+pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainReport {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let limits = Limits {
+        op_timeout: s.op_timeout,
+        deadline: Instant::now() + s.domain_timeout,
+        allow_private: s.allow_private,
+        roots: s.roots.clone(),
+        ehlo: s.ehlo.clone(),
+    };
+    let now = now();
+    let mut facts = Facts::default();
+    let dns = check_record::Dns::with(s.resolver.clone());
+    let tlsrpt = check_record::check_domain(&dns, &domain, &[], false);
+    if tlsrpt.lookup_failed {
+        facts.lookup_failed.push(format!("_smtp._tls.{domain} TXT"));
+    }
+
+    // The MX set, as senders resolve it.
+    let mut mx: Vec<Mx> = Vec::new();
+    match s.resolver.lookup(&domain, RecordType::MX) {
+        Lookup::Found {
+            records, secure, ..
+        } => {
+            facts.mx_secure = secure;
+            let mut hosts: Vec<(u16, String)> = records
+                .iter()
+                .filter_map(|r| match r {
+                    RData::MX(m) => Some((
+                        m.preference,
+                        m.exchange
+                            .to_ascii()
+                            .trim_end_matches('.')
+                            .to_ascii_lowercase(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            hosts.sort();
+            hosts.dedup_by(|a, b| a.1 == b.1);
+            if hosts.len() == 1 && hosts[0].1.is_empty() {
+                facts.null_mx = true;
+                hosts.clear();
+            }
+            hosts.retain(|(_, h)| !h.is_empty());
+            hosts.truncate(MAX_MX);
+            mx = hosts
+                .into_iter()
+                .map(|(preference, host)| Mx {
+                    host,
+                    preference,
+                    sts_pattern: None,
+                    addresses: Vec::new(),
+                })
+                .collect();
+        }
+        Lookup::NoData { secure } => {
+            facts.mx_secure = secure;
+            facts.implicit_mx = true;
+            mx.push(Mx {
+                host: domain.clone(),
+                preference: 0,
+                sts_pattern: None,
+                addresses: Vec::new(),
+            });
+        }
+        Lookup::NxDomain { .. } => facts.nxdomain = true,
+        Lookup::Bogus(why) => facts.mx_bogus = Some(why),
+        Lookup::Failed(why) => facts.lookup_failed.push(format!("{domain} MX: {why}")),
+    }
+    if let Some(only) = only {
+        mx.retain(|m| only.iter().any(|h| h.eq_ignore_ascii_case(&m.host)));
+    }
+
+    // MTA-STS and every MX host, side by side.
+    let sts = Mutex::new((
+        Sts::default(),
+        Vec::new(),
+        Vec::new(),
+        None::<String>,
+        Vec::<String>::new(),
+    ));
+    let mx_facts: Vec<Mutex<MxFacts>> = mx.iter().map(|_| Mutex::new(MxFacts::default())).collect();
+    let tlsa_records: Vec<Mutex<Vec<dane::Record>>> =
+        mx.iter().map(|_| Mutex::new(Vec::new())).collect();
+    let addresses: Vec<Mutex<Vec<Address>>> = mx.iter().map(|_| Mutex::new(Vec::new())).collect();
+    let queue: Mutex<std::vec::IntoIter<(usize, IpAddr)>> = Mutex::new(Vec::new().into_iter());
+    std::thread::scope(|scope| {
+        if !facts.nxdomain {
+            scope.spawn(|| {
+                let r = observe_sts(s, &domain, &limits);
+                *sts.lock().expect("no panics while held") = r;
+            });
+        }
+        // DNS per MX host (addresses, TLSA), then the probes from a shared queue.
+        let jobs: Mutex<Vec<(usize, IpAddr)>> = Mutex::new(Vec::new());
+        std::thread::scope(|dns_scope| {
+            for (i, m) in mx.iter().enumerate() {
+                let (jobs, facts, tlsa) = (&jobs, &mx_facts[i], &tlsa_records[i]);
+                dns_scope.spawn(move || {
+                    let (addrs, problems) = s.resolver.addresses(&m.host);
+                    let mut f = facts.lock().expect("no panics while held");
+                    f.address_problems = problems;
+                    match s
+                        .resolver
+                        .lookup(&format!("_25._tcp.{}", m.host), RecordType::TLSA)
+                    {
+                        Lookup::Found {
+                            records, secure, ..
+                        } => {
+                            f.tlsa_secure = secure;
+                            f.tlsa_count = records.len();
+                            *tlsa.lock().expect("no panics while held") = records
+                                .iter()
+                                .filter_map(|r| match r {
+                                    RData::TLSA(t) => Some((
+                                        u8::from(t.cert_usage),
+                                        u8::from(t.selector),
+                                        u8::from(t.matching),
+                                        t.cert_data.clone(),
+                                    )),
+                                    _ => None,
+                                })
+                                .collect();
+                        }
+                        Lookup::NxDomain { secure } | Lookup::NoData { secure } => {
+                            f.tlsa_secure = secure
+                        }
+                        Lookup::Bogus(why) => f.tlsa_bogus = Some(why),
+                        Lookup::Failed(why) => f.tlsa_failed = Some(why),
+                    }
+                    let mut j = jobs.lock().expect("no panics while held");
+                    for (ip, _) in addrs.into_iter().take(MAX_ADDRESSES) {
+                        j.push((i, ip));
+                    }
+                });
+            }
+        });
+        *queue.lock().expect("no panics while held") =
+            jobs.into_inner().expect("no panics while held").into_iter();
+        for _ in 0..PARALLEL {
+            scope.spawn(|| {
+                loop {
+                    let Some((i, ip)) = queue.lock().expect("no panics while held").next() else {
+                        return;
+                    };
+                    let tlsa = tlsa_records[i]
+                        .lock()
+                        .expect("no panics while held")
+                        .clone();
+                    let f = mx_facts[i].lock().expect("no panics while held").clone();
+                    let a = observe_address(&mx[i].host, ip, &tlsa, &f, &limits, now);
+                    addresses[i].lock().expect("no panics while held").push(a);
+                }
+            });
+        }
+    });
+    for (i, m) in mx.iter_mut().enumerate() {
+        let mut a = std::mem::take(&mut *addresses[i].lock().expect("no panics while held"));
+        a.sort_by(|x, y| x.address.cmp(&y.address));
+        m.addresses = a;
+    }
+    facts.mx = mx_facts
+        .into_iter()
+        .map(|m| m.into_inner().expect("no panics while held"))
+        .collect();
+    for (m, f) in mx.iter().zip(&facts.mx) {
+        if let Some(why) = &f.tlsa_failed {
+            facts
+                .lookup_failed
+                .push(format!("_25._tcp.{} TLSA: {why}", m.host));
+        }
+        for p in &f.address_problems {
+            if !p.contains("DNSSEC-bogus") {
+                facts.lookup_failed.push(p.clone());
+            }
+        }
+    }
+    let (mut sts, rec_f, pol_f, fetch_err, failed) =
+        sts.into_inner().expect("no panics while held");
+    facts.sts_record_findings = rec_f;
+    facts.sts_policy_findings = pol_f;
+    facts.sts_fetch_error = fetch_err;
+    facts.lookup_failed.extend(failed);
+    if let Some(p) = &sts.policy {
+        for m in &mut mx {
+            m.sts_pattern = mta_sts::covers(&p.mx, &m.host);
+        }
+    }
+    if sts.record.is_empty() {
+        sts.policy = None;
+    }
+    DomainReport {
+        domain,
+        tlsrpt,
+        mta_sts: sts,
+        mx,
+        findings: Vec::new(),
+        checked_at: cert::rfc3339(now),
+        facts,
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+type StsSeen = (
+    Sts,
+    Vec<crate::txt_record::Finding>,
+    Vec<crate::txt_record::Finding>,
+    Option<String>,
+    Vec<String>,
+);
+
+/// The `_mta-sts` record and, when there is one, the policy.
+fn observe_sts(s: &Settings, domain: &str, limits: &Limits) -> StsSeen {
+    let mut sts = Sts::default();
+    let mut failed = Vec::new();
+    let name = format!("_mta-sts.{domain}");
+    let txts: Vec<String> = match s.resolver.lookup(&name, RecordType::TXT) {
+        Lookup::Found { records, .. } => records
+            .iter()
+            .filter_map(|r| match r {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|p| String::from_utf8_lossy(p))
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .map(|t| probe::shown(&t, 1024))
+            .collect(),
+        Lookup::NxDomain { .. } | Lookup::NoData { .. } => Vec::new(),
+        Lookup::Bogus(why) => {
+            return (
+                sts,
+                Vec::new(),
+                Vec::new(),
+                Some(format!(
+                    "the lookup of {name} fails DNSSEC validation: {why}"
+                )),
+                failed,
+            );
+        }
+        Lookup::Failed(why) => {
+            failed.push(format!("{name} TXT: {why}"));
+            return (sts, Vec::new(), Vec::new(), None, failed);
+        }
+    };
+    let (id, rec_f) = mta_sts::check_record(&txts);
+    sts.record = txts
+        .iter()
+        .filter(|t| {
+            t.trim()
+                .to_ascii_lowercase()
+                .replace(' ', "")
+                .starts_with("v=stsv1")
+        })
+        .cloned()
+        .collect();
+    sts.id = id;
+    if sts.record.is_empty() {
+        return (sts, rec_f, Vec::new(), None, failed);
+    }
+    // The policy host: resolved here, checked against the address policy, then fetched.
+    let host = format!("mta-sts.{domain}");
+    let (addrs, problems) = s.resolver.addresses(&host);
+    if addrs.is_empty() {
+        let why = if problems.is_empty() {
+            format!(
+                "{host} does not resolve (no A or AAAA record): publish it, pointing at the web server that serves the policy"
+            )
+        } else {
+            format!("{host} could not be resolved ({})", problems.join("; "))
+        };
+        return (sts, rec_f, Vec::new(), Some(why), failed);
+    }
+    let mut fetch_err = None;
+    let mut pol_f = Vec::new();
+    for (ip, _) in addrs.iter().take(MAX_ADDRESSES) {
+        if let (Some(class), false) = (probe::refused(*ip), limits.allow_private) {
+            fetch_err = Some(format!(
+                "{host} resolves to {ip}, a {class} address: not fetched (--allow-private-addresses fetches it); senders on the Internet cannot reach it"
+            ));
+            continue;
+        }
+        if limits.expired() {
+            fetch_err = Some("the check ran out of time before the policy was fetched".into());
+            break;
+        }
+        sts.fetched_from = Some(ip.to_string());
+        match https::get(
+            SocketAddr::new(*ip, 443),
+            &host,
+            "/.well-known/mta-sts.txt",
+            limits,
+        ) {
+            Ok((session, resp)) => {
+                sts.certificate = cert::judge(&session.chain, &host, &limits.roots, now()).ok();
+                fetch_err = None;
+                if (300..400).contains(&resp.status) {
+                    fetch_err = Some(format!(
+                        "HTTP {} redirect to {}: senders do not follow redirects (RFC 8461 §3.3); serve the policy itself with 200",
+                        resp.status,
+                        resp.header("location").unwrap_or("(no Location)")
+                    ));
+                } else if resp.status != 200 {
+                    fetch_err = Some(format!(
+                        "HTTP {} for https://{host}/.well-known/mta-sts.txt: senders need 200 with the policy",
+                        resp.status
+                    ));
+                } else {
+                    let (policy, mut f) =
+                        mta_sts::parse_policy(&resp.body, resp.header("content-type"));
+                    if resp.truncated {
+                        f.push(crate::txt_record::finding(
+                            "sts-policy-invalid",
+                            crate::txt_record::Severity::Error,
+                            format!("the policy is larger than {} KiB: senders stop reading (RFC 8461 §3.3 suggests 64 KiB)", https::MAX_BODY / 1024),
+                        ));
+                    }
+                    sts.policy = Some(policy);
+                    pol_f = f;
+                }
+                break;
+            }
+            Err(https::Error::Http(session, why)) => {
+                sts.certificate = cert::judge(&session.chain, &host, &limits.roots, now()).ok();
+                fetch_err = Some(why);
+                break;
+            }
+            Err(e) => {
+                fetch_err = Some(format!("{host} [{ip}]: {e}"));
+            }
+        }
+    }
+    (sts, rec_f, pol_f, fetch_err, failed)
+}
+
+/// Port 25 of one address: SMTP, STARTTLS, TLS with SNI, and again without.
+fn observe_address(
+    host: &str,
+    ip: IpAddr,
+    tlsa: &[dane::Record],
+    mf: &MxFacts,
+    limits: &Limits,
+    now: i64,
+) -> Address {
+    let mut a = Address {
+        address: ip.to_string(),
+        dnssec: if mf.tlsa_bogus.is_some() {
+            "bogus"
+        } else if mf.tlsa_failed.is_some() {
+            "unknown"
+        } else if mf.tlsa_count == 0 {
+            "none"
+        } else if mf.tlsa_secure {
+            "secure"
+        } else {
+            "insecure"
+        },
+        ..Address::default()
+    };
+    let mut facts = AddressFacts::default();
+    if let (Some(class), false) = (probe::refused(ip), limits.allow_private) {
+        facts.refused = Some(class);
+        a.facts = facts;
+        return a;
+    }
+    let addr = SocketAddr::new(ip, 25);
+    let first = smtp::open(addr, limits);
+    let (conn, greeting) = match first {
+        Ok(x) => x,
+        Err(e) => {
+            a.error = Some(e.to_string());
+            facts.smtp_error = Some(e);
+            a.facts = facts;
+            return a;
+        }
+    };
+    a.probed = true;
+    a.banner = Some(greeting.banner.shown());
+    a.starttls = Some(greeting.starttls);
+    if !greeting.starttls {
+        conn.quit();
+        a.facts = facts;
+        return a;
+    }
+    let chain = match starttls_session(conn, host, true, limits) {
+        Ok(s) => {
+            a.tls_version = Some(s.version.clone());
+            a.cipher = Some(s.cipher.clone());
+            s.chain
+        }
+        Err(Step::Smtp(e)) => {
+            match &e {
+                smtp::Error::Refused(_, r) => facts.starttls_refused = Some(r.shown()),
+                _ => facts.smtp_error = Some(e.clone()),
+            }
+            a.error = Some(e.to_string());
+            a.facts = facts;
+            return a;
+        }
+        Err(Step::Tls(e)) => {
+            a.error = Some(e.to_string());
+            facts.tls_error = Some(e);
+            a.facts = facts;
+            return a;
+        }
+    };
+    match cert::judge(&chain, host, &limits.roots, now) {
+        Ok(c) => a.certificate = Some(c),
+        Err(e) => a.error = Some(e),
+    }
+    if let Some(leaf) = chain.first()
+        && let Ok(p) = cert::parse(leaf)
+    {
+        facts.spki_sha256 = Some(
+            Sha256::digest(&p.spki)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        );
+    }
+    a.tlsa = dane::check(tlsa, &chain, host, now);
+    // The same without SNI: what senders that send none are shown.
+    if !limits.expired() {
+        match smtp::open(addr, limits)
+            .map_err(Step::Smtp)
+            .and_then(|(c, _)| starttls_session(c, host, false, limits))
+        {
+            Ok(s) if s.chain == chain => facts.same_without_sni = true,
+            Ok(s) => {
+                a.certificate_without_sni = cert::judge(&s.chain, host, &limits.roots, now).ok()
+            }
+            Err(e) => facts.no_sni_error = Some(e.to_string()),
+        }
+    }
+    a.facts = facts;
+    a
+}
+
+enum Step {
+    Smtp(smtp::Error),
+    Tls(tls::Error),
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Smtp(e) => write!(f, "{e}"),
+            Step::Tls(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn starttls_session(
+    conn: smtp::Conn,
+    host: &str,
+    sni: bool,
+    limits: &Limits,
+) -> Result<tls::Session, Step> {
+    let mut sock = conn.starttls().map_err(Step::Smtp)?;
+    let until = Instant::now() + limits.op();
+    let (session, mut c) =
+        tls::handshake(&mut sock, tls::config(sni), host, until).map_err(Step::Tls)?;
+    // Polite end: QUIT inside TLS, close_notify; errors do not matter any more.
+    let _ = tls::write_all(
+        &mut sock,
+        &mut c,
+        b"QUIT\r\n",
+        Instant::now() + Duration::from_secs(1).min(limits.op()),
+    );
+    tls::close(&mut sock, &mut c);
+    Ok(session)
+}
