@@ -31,7 +31,8 @@
 #   daneta.signed.test    MX 127.0.0.23, TLSA 2 0 1 of the test CA (sent in the chain)
 #   bogus.test            MX records whose signatures expired
 #   stall, garbage, huge, reset, refused: MX 127.0.0.61-65 (servers of the tests' own)
-#   bench         3 MX hosts with an IPv4 and an IPv6 address each (127.0.0.41-43, fd00::41-43)
+#   bench         3 MX hosts with an IPv4 and an IPv6 address each (127.0.0.41-43, fd00::41-43),
+#                 MTA-STS enforce (mx: *.bench.plain.test): the benchmark's domain
 set -euo pipefail
 
 D=${1:?usage: $0 DIR}
@@ -96,7 +97,7 @@ cert() {
     cat "$name.pem" > "$name.chain.pem"
 }
 cert good mx.good.plain.test "DNS:mx.good.plain.test,DNS:mx.uncovered-b.plain.test,DNS:mx.tlsaplain.plain.test"
-cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test"
+cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test,DNS:mta-sts.bench.plain.test"
 cert expired mx.expired.plain.test "DNS:mx.expired.plain.test" server 20250101000000Z 20251201000000Z
 cert wrongname other.plain.test "DNS:other.plain.test"
 cert soon mx.soon.plain.test "DNS:mx.soon.plain.test" server "$(date -u -d '-30 days' +%Y%m%d%H%M%SZ)" "$(date -u -d '+5 days' +%Y%m%d%H%M%SZ)"
@@ -146,7 +147,7 @@ sts() { printf '_mta-sts.%s TXT "v=STSv1; id=2026120601"\nmta-sts.%s A 127.0.0.3
     echo 'mx.uncovered-b A 127.0.0.11'
     echo 'mx.tlsaplain A 127.0.0.11'
     echo "_25._tcp.mx.tlsaplain TLSA 3 1 1 $(spki good.pem)"
-    for c in good expired-sts selfsigned notls eku old uncovered redirect wrongtype badpolicy untrusted tworecords; do sts "$c"; done
+    for c in good expired-sts selfsigned notls eku old uncovered redirect wrongtype badpolicy untrusted tworecords bench; do sts "$c"; done
     echo 'good MX 10 mx.good'
     echo 'expired MX 10 mx.expired'
     echo 'expired-sts MX 10 mx.expired'
@@ -306,6 +307,7 @@ printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.eku.plain.test\r\nmax_age: 604
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.old.plain.test\r\nmax_age: 604800\r\n' > www/good/old.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/good/uncovered.txt
 printf 'version: STSv2\r\nmode: strict\r\nmax_age: forever\r\n' > www/bad/badpolicy.txt
+printf 'version: STSv1\r\nmode: enforce\r\nmx: *.bench.plain.test\r\nmax_age: 604800\r\n' > www/good/bench.txt
 nginx_site() { # SERVER-NAME CERT-NAME BODY-DIRECTIVES
     cat >> nginx.conf <<EOF
     server {
@@ -339,6 +341,7 @@ nginx_site mta-sts.redirect.plain.test sts "return 301 https://www.redirect.plai
 nginx_site mta-sts.wrongtype.plain.test sts "alias $D/www/good/enforce.txt; types { } default_type text/html;"
 nginx_site mta-sts.badpolicy.plain.test sts "alias $D/www/bad/badpolicy.txt;"
 nginx_site mta-sts.untrusted.plain.test sts-untrusted "alias $D/www/good/enforce.txt;"
+nginx_site mta-sts.bench.plain.test sts "alias $D/www/good/bench.txt;"
 echo '}' >> nginx.conf
 nginx -t -c "$D/nginx.conf"
 nginx -c "$D/nginx.conf" </dev/null >/dev/null
