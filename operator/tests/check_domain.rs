@@ -471,3 +471,54 @@ fn text_output_names_each_finding_and_its_fix() {
         assert!(!l.contains('\x1b') && !l.contains('\r'), "{l:?}");
     }
 }
+
+/// Bad arguments and a resolver that cannot be used: UNKNOWN (3), as a monitoring plugin;
+/// no probe world needed.
+#[test]
+fn bad_arguments_are_unknown() {
+    for args in [
+        vec!["check-domain"],
+        vec!["check-domain", "--nameserver", "not-an-ip", "example.com"],
+        vec![
+            "check-domain",
+            "--ca-file",
+            "/nonexistent/ca.pem",
+            "example.com",
+        ],
+        vec!["check-domain", "--timeout", "0", "example.com"],
+        vec!["check-domain", "--ehlo", "bad name", "example.com"],
+    ] {
+        let o = run(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    // A name server that never answers: the lookups fail, the check says it could not.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ns = silent.local_addr().unwrap().to_string();
+    let o = run(&[
+        "check-domain",
+        "--nameserver",
+        &ns,
+        "--timeout",
+        "1",
+        "--format",
+        "json",
+        "example.com",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["status"], 3);
+    assert!(
+        doc["domains"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "lookup-failed"),
+        "{doc:#}"
+    );
+}

@@ -1,7 +1,8 @@
 //! `tlsrpt check-record` against a real authoritative DNS server (Debian `nsd`, started
 //! by the test on 127.0.0.1 and a free port, stopped after) serving a test zone, plus a
 //! UDP responder that answers SERVFAIL and one that never answers. The offline parser's
-//! table of records is in src/txt_record.rs. Skipped, saying so, without nsd.
+//! table of records is in src/txt_record.rs. The nsd test is #[ignore]d on the host and
+//! run by tests/run.sh in its disposable root.
 
 mod common;
 
@@ -324,4 +325,25 @@ fn offline_records_and_exit_codes() {
         doc["entries"][0]["records"][0],
         "v=TLSRPTv1; rua=http://x.example/"
     );
+}
+
+/// RFC 8460 §3 grammar violations are errors: strict senders (mox's ParseRecord) reject the
+/// whole record and send no report, so the record is not usable (exit 2).
+#[test]
+fn grammar_violations_are_errors() {
+    for rec in [
+        "v=TLSRPTv1; rua=mailto:tls@example.com,",
+        "v=TLSRPTv1; rua=mailto:a@example.com,,mailto:b@example.com",
+        "v=TLSRPTv1;; rua=mailto:tls@example.com",
+        "v=TLSRPTv1; rua=mailto:tls@example.com; _x=1",
+        "v=TLSRPTv1; rua=mailto:tls@example.com; x=a=b",
+    ] {
+        let o = run(&["check-record", "--record", rec]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(2), "{rec}: {out}");
+        assert!(out.contains("strict senders (mox) reject the whole record"), "{rec}: {out}");
+        assert!(!out.contains("ok: reports go to"), "{rec}: {out}");
+    }
+    let o = run(&["check-record", "--record", "v=TLSRPTv1; rua=mailto:tls@example.com;"]);
+    assert_eq!(o.status.code(), Some(0), "a trailing ; is allowed: {}", stdout(&o));
 }

@@ -238,3 +238,149 @@ fn closed_when(what: &'static str) -> &'static str {
         _ => "mid-dialogue",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A one-connection server on 127.0.0.1 that sends `script` (after reading a line for
+    /// each `None`), then holds the connection for `hold`.
+    fn server(script: Vec<Option<Vec<u8>>>, hold: Duration) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            for step in script {
+                match step {
+                    Some(b) => {
+                        let _ = s.write_all(&b);
+                    }
+                    None => {
+                        let mut one = [0u8; 1];
+                        while s.read(&mut one).is_ok_and(|n| n == 1) && one[0] != b'\n' {}
+                    }
+                }
+            }
+            std::thread::sleep(hold);
+        });
+        a
+    }
+
+    fn limits(op: Duration) -> Limits {
+        Limits {
+            op_timeout: op,
+            deadline: Instant::now() + Duration::from_secs(30),
+            allow_private: true,
+            roots: Arc::new(rustls::RootCertStore::empty()),
+            ehlo: "probe.example".into(),
+        }
+    }
+
+    #[test]
+    fn greeting_ehlo_and_starttls() {
+        let a = server(
+            vec![
+                Some(b"220-mx.example ESMTP\r\n220 second line\r\n".to_vec()),
+                None,
+                Some(
+                    b"250-mx.example\r\n250-PIPELINING\r\n250-starttls\r\n250 8BITMIME\r\n"
+                        .to_vec(),
+                ),
+                None,
+                Some(b"220 go ahead\r\n".to_vec()),
+            ],
+            Duration::from_millis(200),
+        );
+        let (c, g) = open(a, &limits(Duration::from_secs(5))).unwrap();
+        assert_eq!(g.banner.code, 220);
+        assert_eq!(g.banner.lines, ["mx.example ESMTP", "second line"]);
+        assert!(g.starttls, "STARTTLS is a keyword, case-insensitive");
+        assert!(c.starttls().is_ok());
+    }
+
+    #[test]
+    fn no_starttls_and_refusals() {
+        let a = server(
+            vec![
+                Some(b"220 mx\r\n".to_vec()),
+                None,
+                Some(b"250-mx\r\n250 SIZE 1000\r\n".to_vec()),
+            ],
+            Duration::from_millis(200),
+        );
+        let (_, g) = open(a, &limits(Duration::from_secs(5))).unwrap();
+        assert!(!g.starttls);
+        let a = server(
+            vec![Some(b"554 go away\r\n".to_vec())],
+            Duration::from_millis(200),
+        );
+        assert!(
+            matches!(open(a, &limits(Duration::from_secs(5))), Err(Error::Refused(_, r)) if r.code == 554)
+        );
+        let a = server(
+            vec![
+                Some(b"220 mx\r\n".to_vec()),
+                None,
+                Some(b"250-mx\r\n250 STARTTLS\r\n".to_vec()),
+                None,
+                Some(b"454 TLS not available\r\n".to_vec()),
+            ],
+            Duration::from_millis(200),
+        );
+        let (c, _) = open(a, &limits(Duration::from_secs(5))).unwrap();
+        assert!(matches!(c.starttls(), Err(Error::Refused(_, r)) if r.code == 454));
+    }
+
+    #[test]
+    fn hostile_servers_end_in_errors() {
+        let op = Duration::from_millis(300);
+        // Stalls.
+        let a = server(vec![], Duration::from_secs(3));
+        assert!(matches!(open(a, &limits(op)), Err(Error::Timeout(_))));
+        // Trickles a greeting without end.
+        let a = server(vec![Some(b"220 slow".to_vec())], Duration::from_secs(3));
+        assert!(matches!(open(a, &limits(op)), Err(Error::Timeout(_))));
+        // Garbage.
+        let a = server(
+            vec![Some(b"\x16\x03\x01 hello\r\n".to_vec())],
+            Duration::from_millis(200),
+        );
+        assert!(matches!(open(a, &limits(op)), Err(Error::Protocol(_))));
+        // A huge line.
+        let a = server(vec![Some(vec![b'2'; 100_000])], Duration::from_millis(500));
+        assert!(
+            matches!(open(a, &limits(op)), Err(Error::Protocol(m)) if m.contains("longer than 2048"))
+        );
+        // Too many lines.
+        let a = server(
+            vec![Some(b"220-x\r\n".repeat(200))],
+            Duration::from_millis(500),
+        );
+        assert!(matches!(open(a, &limits(op)), Err(Error::Protocol(_))));
+        // Changing codes within a reply.
+        let a = server(
+            vec![Some(b"220-x\r\n250 y\r\n".to_vec())],
+            Duration::from_millis(200),
+        );
+        assert!(matches!(open(a, &limits(op)), Err(Error::Protocol(_))));
+        // Hangs up.
+        let a = server(vec![], Duration::ZERO);
+        assert!(matches!(open(a, &limits(op)), Err(Error::Closed(_))));
+        // Bytes after the 220 to STARTTLS (injection).
+        let a = server(
+            vec![
+                Some(b"220 mx\r\n".to_vec()),
+                None,
+                Some(b"250 STARTTLS\r\n".to_vec()),
+                None,
+                Some(b"220 go\r\n250 injected\r\n".to_vec()),
+            ],
+            Duration::from_millis(200),
+        );
+        let (c, _) = open(a, &limits(Duration::from_secs(5))).unwrap();
+        assert!(matches!(c.starttls(), Err(Error::Protocol(m)) if m.contains("injection")));
+    }
+}
