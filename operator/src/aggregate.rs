@@ -53,13 +53,116 @@ pub struct TypeStats {
     pub result_types: BTreeMap<String, u64>,
 }
 
-/// A result type seen for a domain: failed sessions and when (report start times).
-#[derive(Debug, Clone, Copy)]
+/// Most distinct failure-reason-codes kept per result type, and sending IPs per result
+/// type and MX (evidence, not a ranking): a hostile or chatty sender cannot make a
+/// summary grow without bound. Sessions beyond them are still counted, under `OTHER`.
+pub const MAX_REASONS: usize = 128;
+pub const MAX_IPS: usize = 16;
+/// Most organisations kept per policy-string.
+pub const MAX_KEYS: usize = 64;
+/// The key the sessions beyond a limit are counted under.
+pub const OTHER: &str = "(other)";
+
+/// Counts per key, at most `limit` keys (the rest under `OTHER`).
+#[derive(Debug, Default, Clone)]
+pub struct Bounded(pub BTreeMap<String, u64>);
+
+impl Bounded {
+    pub fn add(&mut self, key: &str, n: u64, limit: usize) {
+        if let Some(v) = self.0.get_mut(key) {
+            *v += n;
+        } else if self.0.len() < limit {
+            self.0.insert(key.to_owned(), n);
+        } else {
+            *self.0.entry(OTHER.to_owned()).or_default() += n;
+        }
+    }
+
+    pub fn merge(&mut self, other: Bounded, limit: usize) {
+        for (k, v) in other.0 {
+            self.add(&k, v, limit);
+        }
+    }
+}
+
+/// One receiving MX host of one result type: its failed sessions, and who saw them.
+#[derive(Debug, Default, Clone)]
+pub struct MxStats {
+    pub failed: u64,
+    pub sending_ips: Bounded,
+    pub organizations: BTreeMap<String, u64>,
+}
+
+/// A result type seen for a domain: failed sessions, when (report start times), and
+/// why: at which MX hosts, with which failure-reason-codes, reported by whom.
+#[derive(Debug, Clone)]
 pub struct ResultStats {
     pub failed: u64,
     pub reports: u64,
     pub first_seen: i64,
     pub last_seen: i64,
+    /// Receiving MX host (lower case, `(none)` when the report names none).
+    pub mx: BTreeMap<String, MxStats>,
+    /// failure-reason-code → failed sessions (`(none)` when absent).
+    pub reasons: Bounded,
+    /// Organisation → failed sessions.
+    pub organizations: BTreeMap<String, u64>,
+    /// additional-information URIs, at most `MAX_URIS`.
+    pub info_uris: std::collections::BTreeSet<String>,
+}
+
+/// Most additional-information URIs kept per result type.
+pub const MAX_URIS: usize = 5;
+
+/// A policy-string an `sts` policy of a report carried, and who applied it when.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySeen {
+    pub reports: u64,
+    pub organizations: std::collections::BTreeSet<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// Most distinct `sts` policy-strings kept per domain.
+pub const MAX_POLICIES: usize = 8;
+
+impl ResultStats {
+    fn new(start: i64) -> ResultStats {
+        ResultStats {
+            failed: 0,
+            reports: 0,
+            first_seen: start,
+            last_seen: start,
+            mx: BTreeMap::new(),
+            reasons: Bounded::default(),
+            organizations: BTreeMap::new(),
+            info_uris: Default::default(),
+        }
+    }
+
+    fn merge(&mut self, o: ResultStats) {
+        self.failed += o.failed;
+        self.reports += o.reports;
+        self.first_seen = self.first_seen.min(o.first_seen);
+        self.last_seen = self.last_seen.max(o.last_seen);
+        for (k, v) in o.mx {
+            let m = self.mx.entry(k).or_default();
+            m.failed += v.failed;
+            m.sending_ips.merge(v.sending_ips, MAX_IPS);
+            for (org, n) in v.organizations {
+                *m.organizations.entry(org).or_default() += n;
+            }
+        }
+        self.reasons.merge(o.reasons, MAX_REASONS);
+        for (k, v) in o.organizations {
+            *self.organizations.entry(k).or_default() += v;
+        }
+        for u in o.info_uris {
+            if self.info_uris.len() < MAX_URIS {
+                self.info_uris.insert(u);
+            }
+        }
+    }
 }
 
 /// A sending MTA address: an IP in 17 bytes without a heap string (a large spool has
@@ -99,6 +202,8 @@ pub struct DomainStats {
     pub sending_ip: HashMap<IpKey, u64>,
     /// UTC day (of the report's start) → (successful, failed).
     pub daily: BTreeMap<i64, (u64, u64)>,
+    /// The `sts` policy-strings reports carried (lines as sent), at most `MAX_POLICIES`.
+    pub sts_policies: BTreeMap<Vec<String>, PolicySeen>,
 }
 
 /// Per-domain figures of one window.
@@ -183,18 +288,39 @@ impl Tally {
             for fd in &rep.failure_details {
                 let t = fd.result_type.as_deref().unwrap_or("(none)");
                 let n = fd.failed_session_count;
-                let r = d.result_types.entry(t.to_owned()).or_insert(ResultStats {
-                    failed: 0,
-                    reports: 0,
-                    first_seen: start,
-                    last_seen: start,
-                });
+                let r = d
+                    .result_types
+                    .entry(t.to_owned())
+                    .or_insert_with(|| ResultStats::new(start));
                 r.failed += n;
                 r.first_seen = r.first_seen.min(start);
                 r.last_seen = r.last_seen.max(start);
                 if !seen_types.contains(&t) {
                     seen_types.push(t);
                     r.reports += 1;
+                }
+                let mx_key = fd
+                    .receiving_mx_hostname
+                    .as_deref()
+                    .map(|m| m.trim().trim_end_matches('.').to_ascii_lowercase())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "(none)".to_owned());
+                let m = r.mx.entry(mx_key).or_default();
+                m.failed += n;
+                if let Some(ip) = fd.sending_mta_ip.as_deref() {
+                    m.sending_ips.add(ip, n, MAX_IPS);
+                }
+                *m.organizations.entry(org.clone()).or_default() += n;
+                r.reasons.add(
+                    fd.failure_reason_code.as_deref().unwrap_or("(none)"),
+                    n,
+                    MAX_REASONS,
+                );
+                *r.organizations.entry(org.clone()).or_default() += n;
+                if let Some(u) = fd.additional_information.as_deref()
+                    && r.info_uris.len() < MAX_URIS
+                {
+                    r.info_uris.insert(u.to_owned());
                 }
                 if let Some(mx) = fd.receiving_mx_hostname.as_deref() {
                     *d.receiving_mx
@@ -212,6 +338,27 @@ impl Tally {
             let mut types_done: Vec<String> = Vec::new();
             for p in &policies {
                 let t = policy_type(p);
+                if t == "sts" && !p.policy.policy_string.is_empty() {
+                    let lines: Vec<String> = p
+                        .policy
+                        .policy_string
+                        .iter()
+                        .map(|l| l.trim().to_owned())
+                        .collect();
+                    if d.sts_policies.contains_key(&lines) || d.sts_policies.len() < MAX_POLICIES {
+                        let ps = d.sts_policies.entry(lines).or_insert_with(|| PolicySeen {
+                            first_seen: start,
+                            last_seen: start,
+                            ..PolicySeen::default()
+                        });
+                        ps.reports += 1;
+                        ps.first_seen = ps.first_seen.min(start);
+                        ps.last_seen = ps.last_seen.max(start);
+                        if ps.organizations.len() < MAX_KEYS {
+                            ps.organizations.insert(org.clone());
+                        }
+                    }
+                }
                 let ts = d.policy_types.entry(t.clone()).or_default();
                 if !types_done.contains(&t) {
                     ts.sessions.reports += 1;
@@ -252,15 +399,20 @@ impl Tally {
             }
             for (k, v) in o.result_types {
                 match d.result_types.get_mut(&k) {
-                    Some(r) => {
-                        r.failed += v.failed;
-                        r.reports += v.reports;
-                        r.first_seen = r.first_seen.min(v.first_seen);
-                        r.last_seen = r.last_seen.max(v.last_seen);
-                    }
+                    Some(r) => r.merge(v),
                     None => {
                         d.result_types.insert(k, v);
                     }
+                }
+            }
+            for (k, v) in o.sts_policies {
+                if let Some(p) = d.sts_policies.get_mut(&k) {
+                    p.reports += v.reports;
+                    p.first_seen = p.first_seen.min(v.first_seen);
+                    p.last_seen = p.last_seen.max(v.last_seen);
+                    p.organizations.extend(v.organizations);
+                } else if d.sts_policies.len() < MAX_POLICIES {
+                    d.sts_policies.insert(k, v);
                 }
             }
             add_map(&mut d.receiving_mx, o.receiving_mx);

@@ -112,6 +112,15 @@ pub struct SummaryArgs {
     /// The sendmail program the digest is handed to.
     #[arg(long, value_name = "PATH", default_value = crate::digest::DEFAULT_SENDMAIL, requires = "mail_to")]
     pub sendmail: String,
+
+    /// Check live whether each failure still happens: every failing (result type,
+    /// receiving MX) of the counted reports' domains, probed as check-domain does (only
+    /// MX hosts the domain names now; each host once, in parallel, bounded in time).
+    #[arg(long)]
+    pub probe: bool,
+
+    #[command(flatten)]
+    pub probe_args: ProbeArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -172,6 +172,7 @@ pub(crate) fn probe_settings(
         allow_private: p.allow_private_addresses,
         roots: std::sync::Arc::new(roots),
         ehlo,
+        cache: None,
     })
 }
 
@@ -299,8 +300,10 @@ pub fn window_of(sel: &Select, now: i64) -> Result<Window, Failure> {
         }
         None => now,
     };
-    let since =
-        window::parse_when(&sel.since, now).map_err(|e| Failure::usage(format!("--since {e}")))?;
+    // A duration in --since counts back from --until: "--since 30d --until 2026-12-01" is
+    // the 30 days before December 1st.
+    let since = window::parse_when(&sel.since, until)
+        .map_err(|e| Failure::usage(format!("--since {e}")))?;
     if since >= until {
         return Err(Failure::usage(format!(
             "--since {} is not before --until {}",
@@ -382,7 +385,14 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
             (s, skipped, vec![std::path::PathBuf::from(db)])
         }
     };
-    let doc = summary::document(&s, skipped, &sources);
+    let mut doc = summary::document(&s, skipped, &sources);
+    if doc.domains.is_empty() && doc.unauthenticated.domains.is_empty() && a.db.is_none() {
+        doc.empty_window = Some(summary::spool_contents(&a.select.spool, w.until));
+    }
+    if a.probe {
+        let settings = probe_settings(&a.probe_args)?;
+        crate::live::annotate(&mut doc, &settings, now);
+    }
     if !a.mail_to.is_empty() {
         let boundary = format!("tlsrpt-digest-{}-{now}", std::process::id());
         let msg = digest::message(

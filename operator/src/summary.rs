@@ -16,6 +16,8 @@ use crate::window::{Window, rfc3339, utc_day};
 
 /// How many sending IPs a domain lists.
 pub const TOP_SENDING_IPS: usize = 10;
+/// How many failure-reason-codes a result type lists before summing the rest.
+pub const TOP_REASONS: usize = 5;
 
 #[derive(Debug, Serialize)]
 pub struct Doc {
@@ -29,6 +31,45 @@ pub struct Doc {
     #[serde(rename = "unreadable-files")]
     pub unreadable_files: u64,
     pub spools: Vec<String>,
+    /// When the window holds no report: what the spools hold instead.
+    #[serde(rename = "empty-window", skip_serializing_if = "Option::is_none")]
+    pub empty_window: Option<EmptyWindow>,
+}
+
+/// What the spools hold when the window holds nothing.
+#[derive(Debug, Serialize)]
+pub struct EmptyWindow {
+    /// Records in the spools, whatever their date.
+    #[serde(rename = "spool-reports")]
+    pub spool_reports: u64,
+    /// The latest end of a date-range among them.
+    #[serde(rename = "latest-end", skip_serializing_if = "Option::is_none")]
+    pub latest_end: Option<String>,
+    /// A `--since` that would include the latest report (when it ended before the window).
+    #[serde(rename = "suggested-since", skip_serializing_if = "Option::is_none")]
+    pub suggested_since: Option<String>,
+    /// An `--until` that would include it (when it ended after the window).
+    #[serde(rename = "suggested-until", skip_serializing_if = "Option::is_none")]
+    pub suggested_until: Option<String>,
+}
+
+impl EmptyWindow {
+    pub fn text(&self) -> String {
+        let n = format!(
+            "{} report{}",
+            self.spool_reports,
+            if self.spool_reports == 1 { "" } else { "s" }
+        );
+        match (&self.latest_end, &self.suggested_since, &self.suggested_until) {
+            (Some(end), Some(since), _) => format!(
+                "The spools hold {n}; the latest ended {end}: widen the window, e.g. --since {since}."
+            ),
+            (Some(end), None, Some(until)) => format!(
+                "The spools hold {n}; the latest ended {end}, after this window: move it, e.g. --until {until}."
+            ),
+            _ => "The spools hold no report yet: check that the MTA delivers to tlsrpt-pipe (its syslog lines) and that the domain publishes a TLSRPT record (tlsrpt check-record DOMAIN).".into(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +110,75 @@ pub struct ResultDoc {
     pub last_seen: String,
     pub meaning: &'static str,
     pub check: &'static str,
+    /// The receiving MX hosts of these failures, most failed sessions first.
+    #[serde(rename = "mx-hosts")]
+    pub mx_hosts: Vec<MxDoc>,
+    /// failure-reason-codes, most sessions first: the top `TOP_REASONS`, the rest summed.
+    pub reasons: Vec<ReasonDoc>,
+    /// The organisations that reported it, most failed sessions first.
+    pub organizations: Vec<String>,
+    /// additional-information URIs the senders gave.
+    #[serde(
+        rename = "additional-information",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub additional_information: Vec<String>,
+    /// Whether it still fails (`summary --probe`): the worst of its MX hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveDoc>,
+}
+
+/// A receiving MX host of one result type.
+#[derive(Debug, Serialize)]
+pub struct MxDoc {
+    pub host: String,
+    #[serde(rename = "failed-sessions")]
+    pub failed: u64,
+    /// The sending MTAs that reported it there (at most 5, most sessions first).
+    #[serde(rename = "sending-ips")]
+    pub sending_ips: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveDoc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReasonDoc {
+    #[serde(rename = "failure-reason-code")]
+    pub code: String,
+    #[serde(rename = "failed-sessions")]
+    pub failed: u64,
+}
+
+/// What a live probe says about a failure now.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveDoc {
+    /// `still-failing`, `not-reproduced` or `not-probed`.
+    pub verdict: &'static str,
+    pub evidence: String,
+    #[serde(rename = "checked-at", skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<String>,
+}
+
+/// An `sts` policy-string the reports carried.
+#[derive(Debug, Serialize)]
+pub struct PolicyStringDoc {
+    #[serde(rename = "policy-string")]
+    pub policy_string: Vec<String>,
+    pub reports: u64,
+    pub organizations: Vec<String>,
+    #[serde(rename = "first-seen")]
+    pub first_seen: String,
+    #[serde(rename = "last-seen")]
+    pub last_seen: String,
+}
+
+/// What `summary --probe` found for a domain now (check-domain's findings for the MX
+/// hosts the reports named, and policy-strings that differ from the live policy).
+#[derive(Debug, Serialize)]
+pub struct DomainLiveDoc {
+    #[serde(rename = "checked-at")]
+    pub checked_at: String,
+    pub findings: Vec<crate::check_domain::Found>,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +255,12 @@ pub struct DomainDoc {
     pub sending_ips: Vec<IpDoc>,
     pub daily: Vec<DayDoc>,
     pub previous: PreviousDoc,
+    /// The `sts` policy-strings the reports carried (what each sender applied).
+    #[serde(rename = "sts-policies", skip_serializing_if = "Vec::is_empty")]
+    pub sts_policies: Vec<PolicyStringDoc>,
+    /// `summary --probe`: the domain checked live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<DomainLiveDoc>,
 }
 
 #[derive(Debug, Serialize)]
@@ -202,6 +318,41 @@ fn domain_doc(
         .iter()
         .map(|(t, r)| {
             let (meaning, check) = advice::for_result_type(t);
+            let mut mx: Vec<MxDoc> = r
+                .mx
+                .iter()
+                .map(|(host, m)| {
+                    let mut ips: Vec<(&String, &u64)> = m.sending_ips.0.iter().collect();
+                    ips.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                    MxDoc {
+                        host: host.clone(),
+                        failed: m.failed,
+                        sending_ips: ips.into_iter().take(5).map(|(ip, _)| ip.clone()).collect(),
+                        live: None,
+                    }
+                })
+                .collect();
+            mx.sort_by(|a, b| b.failed.cmp(&a.failed).then(a.host.cmp(&b.host)));
+            let mut reasons: Vec<(&String, &u64)> = r.reasons.0.iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let rest: u64 = reasons.iter().skip(TOP_REASONS).map(|(_, n)| **n).sum();
+            let others = reasons.len().saturating_sub(TOP_REASONS);
+            let mut reasons: Vec<ReasonDoc> = reasons
+                .into_iter()
+                .take(TOP_REASONS)
+                .map(|(c, n)| ReasonDoc {
+                    code: c.clone(),
+                    failed: *n,
+                })
+                .collect();
+            if others > 0 {
+                reasons.push(ReasonDoc {
+                    code: format!("({others} other codes)"),
+                    failed: rest,
+                });
+            }
+            let mut orgs: Vec<(&String, &u64)> = r.organizations.iter().collect();
+            orgs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             ResultDoc {
                 result_type: t.clone(),
                 failed: r.failed,
@@ -210,6 +361,11 @@ fn domain_doc(
                 last_seen: rfc3339(r.last_seen),
                 meaning,
                 check,
+                mx_hosts: mx,
+                reasons,
+                organizations: orgs.into_iter().map(|(o, _)| o.clone()).collect(),
+                additional_information: r.info_uris.iter().cloned().collect(),
+                live: None,
             }
         })
         .collect();
@@ -253,6 +409,22 @@ fn domain_doc(
             .map(|(ip, failed)| IpDoc { ip, failed })
             .collect(),
         daily,
+        sts_policies: {
+            let mut v: Vec<PolicyStringDoc> = d
+                .sts_policies
+                .iter()
+                .map(|(lines, p)| PolicyStringDoc {
+                    policy_string: lines.clone(),
+                    reports: p.reports,
+                    organizations: p.organizations.iter().cloned().collect(),
+                    first_seen: rfc3339(p.first_seen),
+                    last_seen: rfc3339(p.last_seen),
+                })
+                .collect();
+            v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+            v
+        },
+        live: None,
         previous: PreviousDoc {
             sessions: pd,
             change: ChangeDoc {
@@ -299,6 +471,47 @@ pub fn document(s: &Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
         skipped_lines: skipped.lines,
         unreadable_files: skipped.files,
         spools: spools.iter().map(|p| p.display().to_string()).collect(),
+        empty_window: None,
+    }
+}
+
+/// Counts every record of the spools and finds the latest date-range end (for a window
+/// that holds none). Reads every day file: only called when the window was empty.
+pub fn spool_contents(spools: &[PathBuf], until: i64) -> EmptyWindow {
+    let mut n = 0u64;
+    let mut latest: Option<i64> = None;
+    let mut skipped = Skipped::default();
+    for dir in spools {
+        let Ok(files) = spool::day_files(dir) else {
+            continue;
+        };
+        for f in &files {
+            spool::read_lines(
+                f,
+                0,
+                spool::Share { index: 0, of: 1 },
+                &mut skipped,
+                |_, line| {
+                    let p = record::parse(line)?;
+                    n += 1;
+                    latest = Some(latest.map_or(p.end, |l: i64| l.max(p.end)));
+                    Ok(())
+                },
+            );
+        }
+    }
+    let suggested_since = latest.filter(|&l| l <= until).map(|l| {
+        let days = ((until - l).max(0) / 86_400 + 1).max(1);
+        format!("{days}d")
+    });
+    let suggested_until = latest
+        .filter(|&l| l > until)
+        .map(|l| utc_day(l.div_euclid(86_400) * 86_400 + 86_400));
+    EmptyWindow {
+        spool_reports: n,
+        latest_end: latest.map(rfc3339),
+        suggested_since,
+        suggested_until,
     }
 }
 

@@ -341,9 +341,21 @@ fn grammar_violations_are_errors() {
         let o = run(&["check-record", "--record", rec]);
         let out = stdout(&o);
         assert_eq!(o.status.code(), Some(2), "{rec}: {out}");
-        assert!(out.contains("strict senders (mox) reject the whole record"), "{rec}: {out}");
+        assert!(
+            out.contains("strict senders (mox) reject the whole record"),
+            "{rec}: {out}"
+        );
         assert!(!out.contains("ok: reports go to"), "{rec}: {out}");
     }
-    let o = run(&["check-record", "--record", "v=TLSRPTv1; rua=mailto:tls@example.com;"]);
-    assert_eq!(o.status.code(), Some(0), "a trailing ; is allowed: {}", stdout(&o));
+    let o = run(&[
+        "check-record",
+        "--record",
+        "v=TLSRPTv1; rua=mailto:tls@example.com;",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a trailing ; is allowed: {}",
+        stdout(&o)
+    );
 }

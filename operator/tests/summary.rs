@@ -373,7 +373,7 @@ fn exit_statuses() {
     );
     let o = run(&["summary", "--since", "yesterday"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let o = run(&["summary", "--since", "1d", "--until", "2d"]);
+    let o = run(&["summary", "--since", "2026-12-02", "--until", "2026-12-01"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = run(&["summary", "--format", "xml"]);
     assert_eq!(o.status.code(), Some(2));
@@ -398,6 +398,17 @@ struct Expect {
     types: BTreeMap<String, (u64, u64)>,
     results: BTreeMap<String, u64>,
     orgs: BTreeMap<String, u64>,
+    /// Per result type: failed sessions per receiving MX, per failure-reason-code, and
+    /// the organisations that reported it.
+    #[allow(clippy::type_complexity)]
+    why: BTreeMap<
+        String,
+        (
+            BTreeMap<String, u64>,
+            BTreeMap<String, u64>,
+            std::collections::BTreeSet<String>,
+        ),
+    >,
 }
 
 #[test]
@@ -442,15 +453,17 @@ fn generated_spools_match_totals_known_by_construction() {
             let mut failed = 0;
             let mut details = Vec::new();
             for r in results {
+                // One to three rows per result type: several MX hosts and
+                // failure-reason-codes (seven codes: the top five and the rest summed).
                 if rng.below(3) == 0 {
-                    let c = 1 + rng.below(20);
-                    failed += c;
-                    details.push(detail(
-                        r,
-                        c,
-                        &format!("203.0.113.{}", rng.below(50)),
-                        "mx.example.net",
-                    ));
+                    for _ in 0..1 + rng.below(3) {
+                        let c = 1 + rng.below(20);
+                        failed += c;
+                        let mx = format!("mx{}.example.net", rng.below(3));
+                        let mut dt = detail(r, c, &format!("203.0.113.{}", rng.below(50)), &mx);
+                        dt["failure-reason-code"] = format!("REASON_{}", rng.below(7)).into();
+                        details.push(dt);
+                    }
                 }
             }
             let types: &[&str] = if dual { &["sts", "tlsa"] } else { &["sts"] };
@@ -469,9 +482,15 @@ fn generated_spools_match_totals_known_by_construction() {
                     te.1 += failed;
                 }
                 for dt in &details {
-                    *e.results
-                        .entry(dt["result-type"].as_str().unwrap().to_owned())
-                        .or_default() += dt["failed-session-count"].as_u64().unwrap();
+                    let rt = dt["result-type"].as_str().unwrap().to_owned();
+                    let n = dt["failed-session-count"].as_u64().unwrap();
+                    *e.results.entry(rt.clone()).or_default() += n;
+                    let w = e.why.entry(rt).or_default();
+                    *w.0.entry(dt["receiving-mx-hostname"].as_str().unwrap().to_owned())
+                        .or_default() += n;
+                    *w.1.entry(dt["failure-reason-code"].as_str().unwrap().to_owned())
+                        .or_default() += n;
+                    w.2.insert(org.to_owned());
                 }
             } else if in_window {
                 unauth_failed += failed;
@@ -521,6 +540,60 @@ fn generated_spools_match_totals_known_by_construction() {
             .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
             .collect();
         assert_eq!(got, e.results, "{name}");
+        // Why, per result type: MX hosts and reason codes sum to the type's sessions.
+        for (rt, (mx, reasons, orgs)) in &e.why {
+            let a = d["advice"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["result-type"] == rt.as_str())
+                .unwrap_or_else(|| panic!("{name}: no advice for {rt}"));
+            let got_mx: BTreeMap<String, u64> = a["mx-hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["host"].as_str().unwrap().to_owned(),
+                        m["failed-sessions"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(&got_mx, mx, "{name} {rt} mx-hosts");
+            let got_reasons: Vec<(String, u64)> = a["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["failure-reason-code"].as_str().unwrap().to_owned(),
+                        m["failed-sessions"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            let mut want: Vec<(String, u64)> =
+                reasons.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            want.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+            if want.len() > 5 {
+                let rest: u64 = want[5..].iter().map(|x| x.1).sum();
+                let others = want.len() - 5;
+                want.truncate(5);
+                want.push((format!("({others} other codes)"), rest));
+            }
+            assert_eq!(got_reasons, want, "{name} {rt} reasons");
+            assert_eq!(
+                got_reasons.iter().map(|x| x.1).sum::<u64>(),
+                e.results[rt],
+                "{name} {rt}"
+            );
+            let got_orgs: std::collections::BTreeSet<String> = a["organizations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o.as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(&got_orgs, orgs, "{name} {rt} organizations");
+        }
         let got: BTreeMap<String, u64> = d["organizations"]
             .as_object()
             .unwrap()
@@ -553,7 +626,7 @@ fn generated_spools_match_totals_known_by_construction() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "policy_domain,authenticated,result_type,failed_session_count,reports_with_result_type,domain_reports,domain_successful_session_count,domain_failed_session_count,domain_failure_rate,previous_failed_session_count"
+        "policy_domain,authenticated,result_type,failed_session_count,reports_with_result_type,domain_reports,domain_successful_session_count,domain_failed_session_count,domain_failure_rate,previous_failed_session_count,mx_hosts,failure_reason_codes,organizations,live_verdict,live_evidence"
     );
     let mut csv_results: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for l in lines {
@@ -855,4 +928,109 @@ fn digest_is_one_mime_message_and_sendmail_failure_is_exit_1() {
     ));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("/bin/false failed"), "{}", stderr(&o));
+}
+
+/// `--since 30d --until D` is the 30 days before D; a domain without a previous window is
+/// `new`, not a change from zero; counts say "1 report"; an empty window says what the
+/// spool holds and which --since would show it.
+#[test]
+fn window_wording_and_empty_windows() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Spool::new(t.path(), "a");
+    // One report ending T0 + 5 days.
+    s.put(&record(
+        "Google Inc.",
+        "w-1",
+        T0 + 4 * DAY,
+        T0 + 5 * DAY + 10,
+        true,
+        vec![policy(
+            "sts",
+            "example.com",
+            10,
+            2,
+            vec![detail(
+                "certificate-expired",
+                2,
+                "203.0.113.1",
+                "mx1.example.com",
+            )],
+        )],
+    ));
+    let spool = s.dir.to_str().unwrap().to_owned();
+    let until = iso(T0 + 6 * DAY);
+    let doc = summary_json(&["--spool", &spool, "--since", "3d", "--until", &until]);
+    assert_eq!(
+        doc["window"]["since"],
+        iso(T0 + 3 * DAY),
+        "a duration counts back from --until"
+    );
+    assert_eq!(doc["window"]["until"], until);
+    assert_eq!(doc["domains"][0]["reports"], 1);
+    let o = run(&[
+        "summary", "--spool", &spool, "--since", "3d", "--until", &until, "--color", "never",
+    ]);
+    let text = stdout(&o);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("example.com "))
+        .expect(&text);
+    assert!(
+        row.contains(" new "),
+        "vs PREV of a domain without a previous window: {row}"
+    );
+    assert!(text.contains("in 1 report from 1 organisation"), "{text}");
+    assert!(!text.contains("1 reports"), "{text}");
+    assert!(
+        text.contains("certificate-expired") && text.contains("2 sessions in 1 report"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at MX:") && text.contains("mx1.example.com 2"),
+        "{text}"
+    );
+    // A window before any report: what the spool holds, and a --since that shows it.
+    let early = iso(T0 + 2 * DAY);
+    let o = run(&[
+        "summary", "--spool", &spool, "--since", "1d", "--until", &early,
+    ]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("No authenticated reports in this window."),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "The spools hold 1 report; the latest ended {}, after this window",
+            iso(T0 + 5 * DAY)
+        )),
+        "{text}"
+    );
+    // From now, the latest ended long ago: the suggestion reaches back to it.
+    let o = run(&[
+        "summary", "--spool", &spool, "--since", "1d", "--format", "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let since = doc["empty-window"]["suggested-since"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('d')
+        .parse::<i64>()
+        .unwrap();
+    let back = tlsrpt_pipe::datetime::Timestamp::now().0 - since * DAY;
+    assert!(
+        back <= T0 + 5 * DAY,
+        "--since {since}d does not reach the latest report"
+    );
+    let o = run(&[
+        "summary",
+        "--spool",
+        &spool,
+        "--since",
+        &format!("{since}d"),
+    ]);
+    assert!(
+        stdout(&o).contains("example.com"),
+        "the suggested --since shows the report"
+    );
 }

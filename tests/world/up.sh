@@ -31,6 +31,7 @@
 #   daneta.signed.test    MX 127.0.0.23, TLSA 2 0 1 of the test CA (sent in the chain)
 #   bogus.test            MX records whose signatures expired
 #   stall, garbage, huge, reset, refused: MX 127.0.0.61-65 (servers of the tests' own)
+#   digest@world.plain.test   a local mailbox (/var/mail/digest) for the digest test
 #   bench         3 MX hosts with an IPv4 and an IPv6 address each (127.0.0.41-43, fd00::41-43),
 #                 MTA-STS enforce (mx: *.bench.plain.test): the benchmark's domain
 set -euo pipefail
@@ -254,10 +255,15 @@ nsd -c nsd.conf </dev/null >/dev/null
 unbound -c unbound.conf </dev/null >/dev/null
 
 # ---- Postfix: one smtpd per case ------------------------------------------------------
+# Local delivery to digest@world.plain.test (/var/mail/digest): the mailbox the digest
+# test reads.
+id digest >/dev/null 2>&1 || useradd -m digest
 cat > /etc/postfix/main.cf <<EOF
 compatibility_level = 3.6
 myhostname = world.plain.test
-mydestination =
+mydestination = world.plain.test, localhost
+alias_maps =
+local_recipient_maps = proxy:unix:passwd.byname
 inet_interfaces = loopback-only
 inet_protocols = all
 maillog_file_prefixes = /var, /tmp, $D

@@ -117,6 +117,8 @@ pub struct Address {
 pub struct Facts {
     /// A lookup failed so that the answer is incomplete (exit 3).
     pub lookup_failed: Vec<String>,
+    /// Every MX host of the domain now (before any `only` filter).
+    pub mx_set: Vec<String>,
     /// The MX RRset validated (DNSSEC).
     pub mx_secure: bool,
     pub mx_bogus: Option<String>,

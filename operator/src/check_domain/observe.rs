@@ -31,7 +31,15 @@ pub struct Settings {
     pub allow_private: bool,
     pub roots: std::sync::Arc<rustls::RootCertStore>,
     pub ehlo: String,
+    /// Shared by the domains of one run (`summary --probe`): each (MX host, address) is
+    /// probed once, however many domains name it; a second asker waits for the first.
+    pub cache: Option<std::sync::Arc<Cache>>,
 }
+
+/// Probe results by (MX host, address).
+pub type Cache = Mutex<
+    std::collections::HashMap<(String, IpAddr), std::sync::Arc<std::sync::OnceLock<Address>>>,
+>;
 
 /// Observes `domain`. `only`: probe just these MX hosts (when they are in the MX set).
 pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainReport {
@@ -103,6 +111,7 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
         Lookup::Bogus(why) => facts.mx_bogus = Some(why),
         Lookup::Failed(why) => facts.lookup_failed.push(format!("{domain} MX: {why}")),
     }
+    facts.mx_set = mx.iter().map(|m| m.host.clone()).collect();
     if let Some(only) = only {
         mx.retain(|m| only.iter().any(|h| h.eq_ignore_ascii_case(&m.host)));
     }
@@ -184,7 +193,20 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                         .expect("no panics while held")
                         .clone();
                     let f = mx_facts[i].lock().expect("no panics while held").clone();
-                    let a = observe_address(&mx[i].host, ip, &tlsa, &f, &limits, now);
+                    let host = &mx[i].host;
+                    let a = match &s.cache {
+                        Some(c) => {
+                            let cell = c
+                                .lock()
+                                .expect("no panics while held")
+                                .entry((host.clone(), ip))
+                                .or_default()
+                                .clone();
+                            cell.get_or_init(|| observe_address(host, ip, &tlsa, &f, &limits, now))
+                                .clone()
+                        }
+                        None => observe_address(host, ip, &tlsa, &f, &limits, now),
+                    };
                     addresses[i].lock().expect("no panics while held").push(a);
                 }
             });

@@ -1,10 +1,12 @@
 //! The summary as CSV: one row per policy domain × result type (a domain without
 //! failures gets one row with an empty result type), authenticated domains first, then
-//! the unauthenticated ones (`authenticated` column `false`).
+//! the unauthenticated ones (`authenticated` column `false`). The why of each result
+//! type (receiving MX hosts, failure-reason-codes, organisations) is in `;`-separated
+//! cells, and with `--probe` the live verdict and its evidence.
 
 use crate::summary::{Doc, DomainDoc};
 
-pub const HEADER: [&str; 10] = [
+pub const HEADER: [&str; 15] = [
     "policy_domain",
     "authenticated",
     "result_type",
@@ -15,6 +17,11 @@ pub const HEADER: [&str; 10] = [
     "domain_failed_session_count",
     "domain_failure_rate",
     "previous_failed_session_count",
+    "mx_hosts",
+    "failure_reason_codes",
+    "organizations",
+    "live_verdict",
+    "live_evidence",
 ];
 
 fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv::Result<()> {
@@ -31,11 +38,31 @@ fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv
         w.write_record(
             [d.policy_domain.as_str(), auth, "", "0", "0"]
                 .into_iter()
-                .chain(common.iter().map(String::as_str)),
+                .chain(common.iter().map(String::as_str))
+                .chain(["", "", "", "", ""]),
         )?;
     }
     for r in &d.advice {
         let (n, reps) = (r.failed.to_string(), r.reports.to_string());
+        let mx: Vec<String> = r
+            .mx_hosts
+            .iter()
+            .map(|m| format!("{} {}", m.host, m.failed))
+            .collect();
+        let reasons: Vec<String> = r
+            .reasons
+            .iter()
+            .map(|x| format!("{} {}", x.code, x.failed))
+            .collect();
+        let (verdict, evidence) = match &r.live {
+            Some(l) => (l.verdict, l.evidence.as_str()),
+            None => ("", ""),
+        };
+        let why = [
+            mx.join("; "),
+            reasons.join("; "),
+            r.organizations.join("; "),
+        ];
         w.write_record(
             [
                 d.policy_domain.as_str(),
@@ -45,7 +72,9 @@ fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv
                 &reps,
             ]
             .into_iter()
-            .chain(common.iter().map(String::as_str)),
+            .chain(common.iter().map(String::as_str))
+            .chain(why.iter().map(String::as_str))
+            .chain([verdict, evidence]),
         )?;
     }
     Ok(())

@@ -1,10 +1,17 @@
 //! The summary as one self-contained HTML file: nothing is fetched (no script, external
 //! style, font or image); charts are inline SVG; styles are inline attributes so a mail
-//! client that drops `<style>` still shows it. Every text from a report is escaped.
+//! client that drops `<style>` still shows it. Every text from a report is escaped; the
+//! only links are to sections of the page itself (`#dN`).
+//!
+//! It opens with the answer — headline figures, one chart of all sessions and failures
+//! per day, the result types across all domains, the worst domains linked to their
+//! sections — then the details. A section with its own chart is written for the
+//! `MAX_SECTIONS` most failing domains only; every domain is a row of the overview table,
+//! so a provider's 1,000 domains stay readable and the page a few hundred KB.
 
 use std::fmt::Write;
 
-use crate::render::table::{percent, thousands};
+use crate::render::table::{count, percent, thousands};
 use crate::summary::{DayDoc, Doc, DomainDoc};
 
 /// Escapes text for HTML element content and attribute values.
@@ -28,6 +35,10 @@ const TH: &str = "style=\"text-align:left;padding:2px 8px;border-bottom:1px soli
 const TD: &str = "style=\"padding:2px 8px;border-bottom:1px solid #ddd\"";
 const TDN: &str = "style=\"padding:2px 8px;border-bottom:1px solid #ddd;text-align:right\"";
 const OK: &str = "#4a8f3c";
+/// Domains with a detailed section of their own (the most failing).
+pub const MAX_SECTIONS: usize = 50;
+/// Domains in the "worst domains" list at the top.
+const WORST: usize = 10;
 const BAD: &str = "#c62828";
 
 /// Stacked bars per day: successful (green) under failed (red); and the failed sessions
@@ -129,18 +140,22 @@ fn sorted(map: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u64)> {
     v
 }
 
-fn domain(out: &mut String, d: &DomainDoc) {
+fn domain(out: &mut String, d: &DomainDoc, id: usize) {
     let s = &d.sessions;
     let _ = write!(
         out,
-        "<h2 style=\"font-size:18px;margin:24px 0 4px 0\">{}</h2><p style=\"margin:0 0 8px 0\"><b style=\"color:{}\">{} failed</b> of {} sessions ({}) in {} reports from {} organisations. Previous window: {} failed of {} ({}).</p>",
+        "<h2 id=\"d{id}\" style=\"font-size:18px;margin:24px 0 4px 0\">{}</h2><p style=\"margin:0 0 8px 0\"><b style=\"color:{}\">{} failed</b> of {} ({}) in {} from {}. Previous window: {} failed of {} ({}).</p>",
         esc(&d.policy_domain),
         if s.failed > 0 { BAD } else { OK },
         thousands(s.failed),
-        thousands(s.successful + s.failed),
+        count(s.successful + s.failed, "session", "sessions"),
         percent(s.failure_rate),
-        thousands(s.reports),
-        d.organizations.len(),
+        count(s.reports, "report", "reports"),
+        count(
+            d.organizations.len() as u64,
+            "organisation",
+            "organisations"
+        ),
         thousands(d.previous.sessions.failed),
         thousands(d.previous.sessions.successful + d.previous.sessions.failed),
         percent(d.previous.sessions.failure_rate)
@@ -154,23 +169,64 @@ fn domain(out: &mut String, d: &DomainDoc) {
                 "result type",
                 "failed sessions",
                 "reports",
-                "first seen",
-                "last seen",
+                "first .. last seen",
+                "at MX",
+                "reasons",
+                "reported by",
                 "meaning",
                 "check first",
+                "now",
             ],
             d.advice.iter().map(|r| {
                 vec![
                     r.result_type.clone(),
                     thousands(r.failed),
                     r.reports.to_string(),
-                    r.first_seen.clone(),
-                    r.last_seen.clone(),
+                    format!(
+                        "{} .. {}",
+                        &r.first_seen[..10.min(r.first_seen.len())],
+                        &r.last_seen[..10.min(r.last_seen.len())]
+                    ),
+                    r.mx_hosts
+                        .iter()
+                        .map(|m| format!("{} ({})", m.host, thousands(m.failed)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.reasons
+                        .iter()
+                        .filter(|x| x.code != "(none)")
+                        .map(|x| format!("{} ({})", x.code, thousands(x.failed)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.organizations.join(", "),
                     r.meaning.to_owned(),
                     r.check.to_owned(),
+                    live_cell(r),
                 ]
             }),
         );
+    }
+    if let Some(l) = &d.live {
+        let _ = write!(
+            out,
+            "<h3 style=\"font-size:15px;margin:12px 0 4px 0\">Checked live {}</h3>",
+            esc(&l.checked_at)
+        );
+        if l.findings.is_empty() {
+            out.push_str("<p>No problem found at the MX hosts the reports named.</p>");
+        } else {
+            table(
+                out,
+                &["severity", "code", "what is wrong, and the fix"],
+                l.findings.iter().map(|f| {
+                    vec![
+                        f.severity.label().to_owned(),
+                        f.code.to_owned(),
+                        f.message.clone(),
+                    ]
+                }),
+            );
+        }
     }
     out.push_str("<h3 style=\"font-size:15px;margin:12px 0 4px 0\">By policy type</h3>");
     table(
@@ -240,6 +296,152 @@ fn domain(out: &mut String, d: &DomainDoc) {
     }
 }
 
+/// The live verdicts of a result type, per MX host.
+fn live_cell(r: &crate::summary::ResultDoc) -> String {
+    let per: Vec<String> = r
+        .mx_hosts
+        .iter()
+        .filter_map(|m| {
+            m.live
+                .as_ref()
+                .map(|l| format!("{}: {} ({})", m.host, l.verdict, l.evidence))
+        })
+        .collect();
+    if !per.is_empty() {
+        return per.join("; ");
+    }
+    r.live
+        .as_ref()
+        .map(|l| format!("{} ({})", l.verdict, l.evidence))
+        .unwrap_or_default()
+}
+
+/// The answer first: headline figures, all domains' days, result types across domains,
+/// the worst domains linked to their sections.
+fn headline(out: &mut String, doc: &Doc) {
+    let mut total = crate::aggregate::Sessions::default();
+    for d in &doc.domains {
+        total.reports += d.sessions.reports;
+        total.successful += d.sessions.successful;
+        total.failed += d.sessions.failed;
+    }
+    let failing = doc.domains.iter().filter(|d| d.sessions.failed > 0).count();
+    let big = |label: &str, value: String, colour: &str| {
+        format!(
+            "<td style=\"padding:4px 24px 4px 0\"><div style=\"font-size:26px;font-weight:bold;color:{colour}\">{}</div><div style=\"color:#555\">{}</div></td>",
+            esc(&value),
+            esc(label)
+        )
+    };
+    let _ = write!(
+        out,
+        "<table style=\"margin:8px 0 12px 0\"><tr>{}{}{}{}</tr></table>",
+        big("domains", thousands(doc.domains.len() as u64), "#222"),
+        big("sessions", thousands(total.total()), "#222"),
+        big(
+            "failure rate",
+            percent(total.failure_rate()),
+            if total.failed > 0 { BAD } else { OK }
+        ),
+        big(
+            "domains failing",
+            thousands(failing as u64),
+            if failing > 0 { BAD } else { OK }
+        ),
+    );
+    // One chart: every domain's sessions per day.
+    let mut days: Vec<DayDoc> = Vec::new();
+    for d in &doc.domains {
+        for (i, day) in d.daily.iter().enumerate() {
+            match days.get_mut(i) {
+                Some(x) => {
+                    x.successful += day.successful;
+                    x.failed += day.failed;
+                }
+                None => days.push(DayDoc {
+                    day: day.day,
+                    successful: day.successful,
+                    failed: day.failed,
+                }),
+            }
+        }
+    }
+    out.push_str(&chart(&days));
+    // Result types across all domains.
+    let mut types: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    for d in &doc.domains {
+        for r in &d.advice {
+            let e = types.entry(r.result_type.as_str()).or_default();
+            e.0 += r.failed;
+            e.1 += 1;
+            e.2 += r.reports;
+        }
+    }
+    if !types.is_empty() {
+        let mut v: Vec<(&str, (u64, u64, u64))> = types.into_iter().collect();
+        v.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        out.push_str(
+            "<h2 style=\"font-size:18px;margin:16px 0 4px 0\">What failed, across all domains</h2>",
+        );
+        table(
+            out,
+            &[
+                "result type",
+                "failed sessions",
+                "domains",
+                "reports",
+                "means",
+            ],
+            v.into_iter().map(|(t, (f, dn, rn))| {
+                vec![
+                    t.to_owned(),
+                    thousands(f),
+                    thousands(dn),
+                    thousands(rn),
+                    crate::advice::for_result_type(t).0.to_owned(),
+                ]
+            }),
+        );
+    }
+    let worst: Vec<(usize, &DomainDoc)> = doc
+        .domains
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.sessions.failed > 0)
+        .take(WORST)
+        .collect();
+    if !worst.is_empty() {
+        out.push_str("<h2 style=\"font-size:18px;margin:16px 0 4px 0\">Worst domains</h2><ol style=\"margin:4px 0 12px 0\">");
+        for (i, d) in worst {
+            let top = d
+                .advice
+                .first()
+                .map(|r| format!(": mostly {}", r.result_type))
+                .unwrap_or_default();
+            let now = d
+                .advice
+                .first()
+                .and_then(|r| r.live.as_ref())
+                .map(|l| format!(" — now {}", l.verdict))
+                .unwrap_or_default();
+            let name = if i < MAX_SECTIONS {
+                format!("<a href=\"#d{i}\">{}</a>", esc(&d.policy_domain))
+            } else {
+                esc(&d.policy_domain)
+            };
+            let _ = write!(
+                out,
+                "<li>{name}: <b style=\"color:{BAD}\">{} failed</b> ({}){}{}</li>",
+                thousands(d.sessions.failed),
+                percent(d.sessions.failure_rate),
+                esc(&top),
+                esc(&now)
+            );
+        }
+        out.push_str("</ol>");
+    }
+}
+
 /// One row per domain: its figures, and the change in failures when `change`.
 fn overview(out: &mut String, domains: &[DomainDoc], change: bool) {
     let mut head = vec![
@@ -288,11 +490,35 @@ pub fn render(doc: &Doc) -> String {
     );
     if doc.domains.is_empty() {
         out.push_str("<p>No authenticated reports in this window.</p>");
-    } else {
-        overview(&mut out, &doc.domains, true);
-        for d in &doc.domains {
-            domain(&mut out, d);
+        if let Some(e) = &doc.empty_window {
+            let _ = write!(out, "<p>{}</p>", esc(&e.text()));
         }
+    } else {
+        headline(&mut out, doc);
+        // Sections keep the domain's index in the document as their id (#dN).
+        let sections = doc
+            .domains
+            .iter()
+            .enumerate()
+            .take(MAX_SECTIONS)
+            .filter(|(_, d)| d.sessions.failed > 0 || doc.domains.len() <= MAX_SECTIONS);
+        let n = sections.clone().count();
+        if n > 0 {
+            out.push_str("<h2 style=\"font-size:18px;margin:24px 0 4px 0\">Details</h2>");
+        }
+        for (i, d) in sections {
+            domain(&mut out, d, i);
+        }
+        let failing = doc.domains.iter().filter(|d| d.sessions.failed > 0).count();
+        if failing > n {
+            let _ = write!(
+                out,
+                "<p>{} more failing domains have no section of their own here: see the table below, or <code>tlsrpt summary --domain DOMAIN</code>.</p>",
+                thousands((failing - n) as u64)
+            );
+        }
+        out.push_str("<h2 style=\"font-size:18px;margin:24px 0 4px 0\">Every domain</h2>");
+        overview(&mut out, &doc.domains, true);
     }
     let u = &doc.unauthenticated;
     if !u.domains.is_empty() {

@@ -21,6 +21,21 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `1 report`, `2 reports`, `1,000 reports`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// The change against the previous window: `new` when it had no sessions.
+pub fn change_pp(d: &DomainDoc) -> String {
+    let p = &d.previous.sessions;
+    if p.successful + p.failed == 0 {
+        "new".into()
+    } else {
+        format!("{:+.2}pp", d.previous.change.failure_rate * 100.0)
+    }
+}
+
 pub fn percent(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)
 }
@@ -95,7 +110,6 @@ fn overview(out: &mut String, domains: &[DomainDoc], paint: &Paint) {
     for d in domains {
         let s = &d.sessions;
         let failed = format!("{:>10}", thousands(s.failed));
-        let change = d.previous.change.failure_rate * 100.0;
         let _ = writeln!(
             out,
             "{:<34} {:>7} {:>13} {} {:>7} {:>9} {:>5}",
@@ -108,7 +122,7 @@ fn overview(out: &mut String, domains: &[DomainDoc], paint: &Paint) {
                 failed
             },
             percent(s.failure_rate),
-            format!("{change:+.2}pp"),
+            change_pp(d),
             d.organizations.len()
         );
     }
@@ -131,8 +145,8 @@ fn kv_list(map: impl Iterator<Item = (String, u64)>, limit: usize) -> String {
 
 fn sessions_line(s: &SessionsDoc) -> String {
     format!(
-        "{} reports, {} successful, {} failed ({})",
-        thousands(s.reports),
+        "{}, {} successful, {} failed ({})",
+        count(s.reports, "report", "reports"),
         thousands(s.successful),
         thousands(s.failed),
         percent(s.failure_rate)
@@ -143,29 +157,37 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
     let s = &d.sessions;
     let _ = writeln!(out);
     let head = format!(
-        "{}: {} failed of {} sessions ({}) in {} reports from {} organisations",
+        "{}: {} failed of {} ({}) in {} from {}",
         d.policy_domain,
         thousands(s.failed),
-        thousands(s.successful + s.failed),
+        count(s.successful + s.failed, "session", "sessions"),
         percent(s.failure_rate),
-        thousands(s.reports),
-        d.organizations.len()
+        count(s.reports, "report", "reports"),
+        count(
+            d.organizations.len() as u64,
+            "organisation",
+            "organisations"
+        )
     );
     wrap(out, "", 2, &paint.bold(&head));
     let p = &d.previous;
-    wrap(
-        out,
-        "  previous window:",
-        4,
-        &format!(
-            "{} failed of {} ({}); change {} failed, {} reports",
-            thousands(p.sessions.failed),
-            thousands(p.sessions.successful + p.sessions.failed),
-            percent(p.sessions.failure_rate),
-            signed(p.change.failed),
-            signed(p.change.reports)
-        ),
-    );
+    if p.sessions.successful + p.sessions.failed == 0 {
+        wrap(out, "  previous window:", 4, "no reports (new)");
+    } else {
+        wrap(
+            out,
+            "  previous window:",
+            4,
+            &format!(
+                "{} failed of {} ({}); change {} failed, {} reports",
+                thousands(p.sessions.failed),
+                thousands(p.sessions.successful + p.sessions.failed),
+                percent(p.sessions.failure_rate),
+                signed(p.change.failed),
+                signed(p.change.reports)
+            ),
+        );
+    }
     let types: Vec<String> = d
         .policy_types
         .iter()
@@ -183,8 +205,8 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
         .iter()
         .map(|(o, s)| {
             format!(
-                "{o} ({} reports, {} failed)",
-                s.reports,
+                "{o} ({}, {} failed)",
+                count(s.reports, "report", "reports"),
                 thousands(s.failed)
             )
         })
@@ -194,16 +216,17 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
         let _ = writeln!(out, "  result types:");
         for r in &d.advice {
             let line = format!(
-                "    {:<26} {:>10} sessions in {} reports, {} .. {}",
+                "    {:<26} {:>10} in {}, {} .. {}",
                 r.result_type,
-                thousands(r.failed),
-                r.reports,
+                count(r.failed, "session", "sessions"),
+                count(r.reports, "report", "reports"),
                 &r.first_seen[..10.min(r.first_seen.len())],
                 &r.last_seen[..10.min(r.last_seen.len())]
             );
             let _ = writeln!(out, "{}", paint.red(&line));
             wrap(out, "      means:", 13, r.meaning);
             wrap(out, "      check:", 13, r.check);
+            why(out, r);
         }
     }
     if !d.receiving_mx.is_empty() {
@@ -232,6 +255,59 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
     }
 }
 
+/// Why a result type failed, from the reports (at which MX, the senders' reason codes,
+/// who reported it), and whether it still fails (`--probe`).
+fn why(out: &mut String, r: &crate::summary::ResultDoc) {
+    let mx: Vec<(String, u64)> = r
+        .mx_hosts
+        .iter()
+        .map(|m| (m.host.clone(), m.failed))
+        .collect();
+    if !mx.is_empty() {
+        wrap(out, "      at MX:", 13, &kv_list(mx.into_iter(), 8));
+    }
+    let reasons: Vec<String> = r
+        .reasons
+        .iter()
+        .filter(|x| x.code != "(none)" || r.reasons.len() > 1)
+        .map(|x| format!("{} ({})", x.code, thousands(x.failed)))
+        .collect();
+    if !reasons.is_empty() {
+        wrap(out, "      reasons:", 13, &reasons.join("; "));
+    }
+    if !r.organizations.is_empty() {
+        wrap(out, "      reported by:", 13, &r.organizations.join(", "));
+    }
+    for u in r.additional_information.iter().take(3) {
+        wrap(out, "      details:", 13, u);
+    }
+    for m in &r.mx_hosts {
+        if let Some(l) = &m.live {
+            let when = l
+                .checked_at
+                .as_deref()
+                .map(|t| format!(" (checked {t})"))
+                .unwrap_or_default();
+            wrap(
+                out,
+                &format!("      now at {}:", m.host),
+                13,
+                &format!("{}: {}{when}", l.verdict, l.evidence),
+            );
+        }
+    }
+    if r.mx_hosts.iter().all(|m| m.live.is_none())
+        && let Some(l) = &r.live
+    {
+        wrap(
+            out,
+            "      now:",
+            13,
+            &format!("{}: {}", l.verdict, l.evidence),
+        );
+    }
+}
+
 /// Renders the whole table view.
 pub fn render(doc: &Doc, colour: bool) -> String {
     let paint = Paint { on: colour };
@@ -248,10 +324,31 @@ pub fn render(doc: &Doc, colour: bool) -> String {
     out.push('\n');
     if doc.domains.is_empty() {
         let _ = writeln!(out, "No authenticated reports in this window.");
+        if let Some(e) = &doc.empty_window {
+            wrap(&mut out, "", 2, &e.text());
+        }
     } else {
         overview(&mut out, &doc.domains, &paint);
         for d in &doc.domains {
             detail(&mut out, d, &paint);
+            if let Some(l) = &d.live {
+                let _ = writeln!(
+                    out,
+                    "  checked live {} (check-domain's findings for the MX hosts above):",
+                    l.checked_at
+                );
+                if l.findings.is_empty() {
+                    let _ = writeln!(out, "    no problem found");
+                }
+                for f in &l.findings {
+                    wrap(
+                        &mut out,
+                        &format!("    {} {}:", f.severity.label(), f.code),
+                        6,
+                        &f.message,
+                    );
+                }
+            }
         }
     }
     let u = &doc.unauthenticated;
@@ -262,8 +359,8 @@ pub fn render(doc: &Doc, colour: bool) -> String {
             "",
             2,
             &format!(
-                "Not counted above: {} reports without a trusted, aligned DKIM pass ({} failed of {} sessions). They may be forged; give tlsrpt-pipe --trusted-authserv-id, or count them with --include-unauthenticated.",
-                thousands(u.sessions.reports),
+                "Not counted above: {} without a trusted, aligned DKIM pass ({} failed of {} sessions). They may be forged; give tlsrpt-pipe --trusted-authserv-id, or count them with --include-unauthenticated.",
+                count(u.sessions.reports, "report", "reports"),
                 thousands(u.sessions.failed),
                 thousands(u.sessions.successful + u.sessions.failed)
             ),
