@@ -218,10 +218,27 @@ fn html_summary_is_self_contained_in_a_real_browser() {
         "",
     );
     for needle in [
-        "src=", "href=", "url(", "@import", "<link", "<iframe", "<object", "<embed", "<img",
+        "src=", "url(", "@import", "<link", "<iframe", "<object", "<embed", "<img",
     ] {
         assert!(!markup.contains(needle), "page contains {needle}");
     }
+    // The only links go to sections of the page itself.
+    assert_eq!(
+        markup.matches("href=").count(),
+        markup.matches("href=\"#d").count(),
+        "a link out of the page"
+    );
+    // The answer first: headline figures, then the worst domains, then the details.
+    let (head, worst, details) = (
+        markup.find("domains failing").expect("headline"),
+        markup.find("Worst domains").expect("worst domains"),
+        markup.find(">Details</h2>").expect("details"),
+    );
+    assert!(
+        head < worst && worst < details,
+        "the page does not open with the answer"
+    );
+    assert!(markup.contains("<a href=\"#d0\">example.com</a>") && markup.contains("id=\"d0\""));
     assert_eq!(
         markup.matches("http").count(),
         markup
@@ -281,4 +298,71 @@ fn html_summary_is_self_contained_in_a_real_browser() {
         "request detector missed: {:?}",
         b.requests
     );
+}
+
+/// A provider's 1,000 domains over 30 days: the page opens with the answer and stays a
+/// few hundred KB (it was 15 MB with a chart per domain), every domain in the table.
+#[test]
+fn html_of_a_thousand_domains_stays_small() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Spool::new(t.path(), "spool");
+    for n in 0..1000u64 {
+        for day in [0i64, 9, 19, 29] {
+            let failed = if n % 4 == 0 { 1 + n % 7 } else { 0 };
+            let details = if failed > 0 {
+                vec![detail(
+                    "certificate-expired",
+                    failed,
+                    "203.0.113.9",
+                    &format!("mx.d{n}.example"),
+                )]
+            } else {
+                vec![]
+            };
+            s.put(&record(
+                "Google Inc.",
+                &format!("p-{n}-{day}"),
+                T0 + day * DAY,
+                T0 + (day + 1) * DAY + 100,
+                true,
+                vec![policy(
+                    "sts",
+                    &format!("d{n}.example"),
+                    500,
+                    failed,
+                    details,
+                )],
+            ));
+        }
+    }
+    let o = run(&[
+        "summary",
+        "--format",
+        "html",
+        "--spool",
+        s.dir.to_str().unwrap(),
+        "--since",
+        &iso(T0),
+        "--until",
+        &iso(T0 + 30 * DAY + 200),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let html = stdout(&o);
+    assert!(html.len() < 2_000_000, "{} bytes", html.len());
+    assert!(
+        html.contains("1,000</div><div style=\"color:#555\">domains</div>"),
+        "headline"
+    );
+    assert!(html.contains("more failing domains have no section of their own"));
+    assert_eq!(
+        html.matches("id=\"d").count(),
+        50,
+        "sections for the 50 worst domains"
+    );
+    for n in [0, 1, 500, 999] {
+        assert!(
+            html.contains(&format!(">d{n}.example</td>")),
+            "d{n}.example not in the table"
+        );
+    }
 }

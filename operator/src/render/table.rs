@@ -261,7 +261,10 @@ fn why(out: &mut String, r: &crate::summary::ResultDoc) {
     let mx: Vec<(String, u64)> = r
         .mx_hosts
         .iter()
-        .map(|m| (m.host.clone(), m.failed))
+        .map(|m| {
+            let h = if m.host == "(none)" { "(not named)" } else { m.host.as_str() };
+            (h.to_owned(), m.failed)
+        })
         .collect();
     if !mx.is_empty() {
         wrap(out, "      at MX:", 13, &kv_list(mx.into_iter(), 8));
