@@ -57,24 +57,28 @@ pub struct TypeStats {
 /// type and MX (evidence, not a ranking): a hostile or chatty sender cannot make a
 /// summary grow without bound. Sessions beyond them are still counted, under `OTHER`.
 pub const MAX_REASONS: usize = 128;
-pub const MAX_IPS: usize = 16;
+pub const MAX_IPS: usize = 5;
 /// Most organisations kept per policy-string.
 pub const MAX_KEYS: usize = 64;
 /// The key the sessions beyond a limit are counted under.
 pub const OTHER: &str = "(other)";
 
-/// Counts per key, at most `limit` keys (the rest under `OTHER`).
+/// Counts per key, at most `limit` keys (the rest under `OTHER`). A vector searched
+/// in order, not a tree: these breakdowns hold a handful of keys each, and a provider's
+/// year holds tens of thousands of them (a B-tree node costs ~400 bytes even for one).
 #[derive(Debug, Default, Clone)]
-pub struct Bounded(pub BTreeMap<String, u64>);
+pub struct Bounded(pub Vec<(Box<str>, u64)>);
 
 impl Bounded {
     pub fn add(&mut self, key: &str, n: u64, limit: usize) {
-        if let Some(v) = self.0.get_mut(key) {
-            *v += n;
+        if let Some(e) = self.0.iter_mut().find(|(k, _)| &**k == key) {
+            e.1 += n;
         } else if self.0.len() < limit {
-            self.0.insert(key.to_owned(), n);
+            self.0.push((key.into(), n));
+        } else if let Some(e) = self.0.iter_mut().find(|(k, _)| &**k == OTHER) {
+            e.1 += n;
         } else {
-            *self.0.entry(OTHER.to_owned()).or_default() += n;
+            self.0.push((OTHER.into(), n));
         }
     }
 
@@ -85,12 +89,27 @@ impl Bounded {
     }
 }
 
-/// One receiving MX host of one result type: its failed sessions, and who saw them.
+/// One receiving MX host of one result type: its failed sessions, and the first sending
+/// MTAs that saw them (the organisations are the result type's).
 #[derive(Debug, Default, Clone)]
 pub struct MxStats {
     pub failed: u64,
-    pub sending_ips: Bounded,
-    pub organizations: BTreeMap<String, u64>,
+    /// The first `MAX_IPS` sending MTAs and their sessions (evidence for the live
+    /// verdict; kept as `IpKey`s, no string per address: a provider's year has many).
+    pub sending_ips: Vec<(IpKey, u64)>,
+}
+
+impl MxStats {
+    fn add_ip(&mut self, ip: IpKey, n: u64) {
+        if let Some(e) = self.sending_ips.iter_mut().find(|(k, _)| *k == ip) {
+            e.1 += n;
+        } else if self.sending_ips.len() < MAX_IPS {
+            if self.sending_ips.is_empty() {
+                self.sending_ips.reserve_exact(MAX_IPS);
+            }
+            self.sending_ips.push((ip, n));
+        }
+    }
 }
 
 /// A result type seen for a domain: failed sessions, when (report start times), and
@@ -101,15 +120,19 @@ pub struct ResultStats {
     pub reports: u64,
     pub first_seen: i64,
     pub last_seen: i64,
-    /// Receiving MX host (lower case, `(none)` when the report names none).
-    pub mx: BTreeMap<String, MxStats>,
+    /// Receiving MX host (lower case, `(none)` when the report names none), at most
+    /// `MAX_MX` (the rest under `OTHER`).
+    pub mx: Vec<(Box<str>, MxStats)>,
     /// failure-reason-code → failed sessions (`(none)` when absent).
     pub reasons: Bounded,
     /// Organisation → failed sessions.
-    pub organizations: BTreeMap<String, u64>,
+    pub organizations: Bounded,
     /// additional-information URIs, at most `MAX_URIS`.
-    pub info_uris: std::collections::BTreeSet<String>,
+    pub info_uris: Vec<Box<str>>,
 }
+
+/// Most receiving MX hosts and organisations kept per result type.
+pub const MAX_MX: usize = 64;
 
 /// Most additional-information URIs kept per result type.
 pub const MAX_URIS: usize = 5;
@@ -133,10 +156,10 @@ impl ResultStats {
             reports: 0,
             first_seen: start,
             last_seen: start,
-            mx: BTreeMap::new(),
+            mx: Vec::new(),
             reasons: Bounded::default(),
-            organizations: BTreeMap::new(),
-            info_uris: Default::default(),
+            organizations: Bounded::default(),
+            info_uris: Vec::new(),
         }
     }
 
@@ -146,21 +169,41 @@ impl ResultStats {
         self.first_seen = self.first_seen.min(o.first_seen);
         self.last_seen = self.last_seen.max(o.last_seen);
         for (k, v) in o.mx {
-            let m = self.mx.entry(k).or_default();
+            let m = self.mx_entry(&k);
             m.failed += v.failed;
-            m.sending_ips.merge(v.sending_ips, MAX_IPS);
-            for (org, n) in v.organizations {
-                *m.organizations.entry(org).or_default() += n;
+            for (ip, n) in v.sending_ips {
+                m.add_ip(ip, n);
             }
         }
         self.reasons.merge(o.reasons, MAX_REASONS);
-        for (k, v) in o.organizations {
-            *self.organizations.entry(k).or_default() += v;
-        }
+        self.organizations.merge(o.organizations, MAX_MX);
         for u in o.info_uris {
-            if self.info_uris.len() < MAX_URIS {
-                self.info_uris.insert(u);
+            self.add_uri(&u);
+        }
+    }
+
+    /// The stats of one receiving MX host (`OTHER` beyond `MAX_MX`).
+    fn mx_entry(&mut self, host: &str) -> &mut MxStats {
+        let i = match self.mx.iter().position(|(h, _)| &**h == host) {
+            Some(i) => i,
+            None if self.mx.len() < MAX_MX => {
+                self.mx.push((host.into(), MxStats::default()));
+                self.mx.len() - 1
             }
+            None => match self.mx.iter().position(|(h, _)| &**h == OTHER) {
+                Some(i) => i,
+                None => {
+                    self.mx.push((OTHER.into(), MxStats::default()));
+                    self.mx.len() - 1
+                }
+            },
+        };
+        &mut self.mx[i].1
+    }
+
+    fn add_uri(&mut self, u: &str) {
+        if self.info_uris.len() < MAX_URIS && !self.info_uris.iter().any(|x| &**x == u) {
+            self.info_uris.push(u.into());
         }
     }
 }
@@ -210,6 +253,9 @@ pub struct DomainStats {
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub domains: BTreeMap<String, DomainStats>,
+    /// Sessions only (the previous window, which the views compare totals with): no
+    /// breakdowns, so a long window does not cost twice the memory.
+    pub sessions_only: bool,
 }
 
 /// Lower case, no trailing dot; `(none)` when the report names no policy domain.
@@ -277,6 +323,9 @@ impl Tally {
             d.sessions.reports += 1;
             d.sessions.successful += s;
             d.sessions.failed += f;
+            if self.sessions_only {
+                continue;
+            }
             let o = d.organizations.entry(org.clone()).or_default();
             o.reports += 1;
             o.successful += s;
@@ -305,22 +354,19 @@ impl Tally {
                     .map(|m| m.trim().trim_end_matches('.').to_ascii_lowercase())
                     .filter(|m| !m.is_empty())
                     .unwrap_or_else(|| "(none)".to_owned());
-                let m = r.mx.entry(mx_key).or_default();
+                let m = r.mx_entry(&mx_key);
                 m.failed += n;
                 if let Some(ip) = fd.sending_mta_ip.as_deref() {
-                    m.sending_ips.add(ip, n, MAX_IPS);
+                    m.add_ip(IpKey::new(ip), n);
                 }
-                *m.organizations.entry(org.clone()).or_default() += n;
                 r.reasons.add(
                     fd.failure_reason_code.as_deref().unwrap_or("(none)"),
                     n,
                     MAX_REASONS,
                 );
-                *r.organizations.entry(org.clone()).or_default() += n;
-                if let Some(u) = fd.additional_information.as_deref()
-                    && r.info_uris.len() < MAX_URIS
-                {
-                    r.info_uris.insert(u.to_owned());
+                r.organizations.add(&org, n, MAX_MX);
+                if let Some(u) = fd.additional_information.as_deref() {
+                    r.add_uri(u);
                 }
                 if let Some(mx) = fd.receiving_mx_hostname.as_deref() {
                     *d.receiving_mx
@@ -481,9 +527,15 @@ impl Summary {
             include_unauthenticated,
             domains: domains.iter().map(|d| domain_key(Some(d))).collect(),
             current: Tally::default(),
-            previous: Tally::default(),
+            previous: Tally {
+                sessions_only: true,
+                ..Tally::default()
+            },
             unauthenticated: Tally::default(),
-            unauthenticated_previous: Tally::default(),
+            unauthenticated_previous: Tally {
+                sessions_only: true,
+                ..Tally::default()
+            },
             seen: HashSet::new(),
             duplicates: 0,
         }

@@ -318,31 +318,35 @@ fn domain_doc(
         .iter()
         .map(|(t, r)| {
             let (meaning, check) = advice::for_result_type(t);
-            let mut mx: Vec<MxDoc> = r
-                .mx
-                .iter()
-                .map(|(host, m)| {
-                    let mut ips: Vec<(&String, &u64)> = m.sending_ips.0.iter().collect();
-                    ips.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-                    MxDoc {
-                        host: host.clone(),
-                        failed: m.failed,
-                        sending_ips: ips.into_iter().take(5).map(|(ip, _)| ip.clone()).collect(),
-                        live: None,
-                    }
-                })
-                .collect();
+            let mut mx: Vec<MxDoc> =
+                r.mx.iter()
+                    .map(|(host, m)| {
+                        let mut ips: Vec<(String, u64)> = m
+                            .sending_ips
+                            .iter()
+                            .map(|(ip, n)| (ip.to_string(), *n))
+                            .collect();
+                        ips.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                        MxDoc {
+                            host: host.to_string(),
+                            failed: m.failed,
+                            sending_ips: ips.into_iter().take(5).map(|(ip, _)| ip).collect(),
+                            live: None,
+                        }
+                    })
+                    .collect();
             mx.sort_by(|a, b| b.failed.cmp(&a.failed).then(a.host.cmp(&b.host)));
-            let mut reasons: Vec<(&String, &u64)> = r.reasons.0.iter().collect();
-            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            let rest: u64 = reasons.iter().skip(TOP_REASONS).map(|(_, n)| **n).sum();
+            let mut reasons: Vec<(&str, u64)> =
+                r.reasons.0.iter().map(|(k, v)| (&**k, *v)).collect();
+            reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let rest: u64 = reasons.iter().skip(TOP_REASONS).map(|(_, n)| *n).sum();
             let others = reasons.len().saturating_sub(TOP_REASONS);
             let mut reasons: Vec<ReasonDoc> = reasons
                 .into_iter()
                 .take(TOP_REASONS)
                 .map(|(c, n)| ReasonDoc {
-                    code: c.clone(),
-                    failed: *n,
+                    code: c.to_owned(),
+                    failed: n,
                 })
                 .collect();
             if others > 0 {
@@ -351,8 +355,9 @@ fn domain_doc(
                     failed: rest,
                 });
             }
-            let mut orgs: Vec<(&String, &u64)> = r.organizations.iter().collect();
-            orgs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let mut orgs: Vec<(&str, u64)> =
+                r.organizations.0.iter().map(|(k, v)| (&**k, *v)).collect();
+            orgs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             ResultDoc {
                 result_type: t.clone(),
                 failed: r.failed,
@@ -363,8 +368,8 @@ fn domain_doc(
                 check,
                 mx_hosts: mx,
                 reasons,
-                organizations: orgs.into_iter().map(|(o, _)| o.clone()).collect(),
-                additional_information: r.info_uris.iter().cloned().collect(),
+                organizations: orgs.into_iter().map(|(o, _)| o.to_owned()).collect(),
+                additional_information: r.info_uris.iter().map(|u| u.to_string()).collect(),
                 live: None,
             }
         })

@@ -262,7 +262,11 @@ fn why(out: &mut String, r: &crate::summary::ResultDoc) {
         .mx_hosts
         .iter()
         .map(|m| {
-            let h = if m.host == "(none)" { "(not named)" } else { m.host.as_str() };
+            let h = if m.host == "(none)" {
+                "(not named)"
+            } else {
+                m.host.as_str()
+            };
             (h.to_owned(), m.failed)
         })
         .collect();
