@@ -25,6 +25,28 @@ fn report(s: &Spool, id: &str, domain: &str, policy_lines: &[&str], details: Vec
     s.put(&record("Google Inc.", id, T0, T0 + DAY + 60, true, vec![p]));
 }
 
+/// A report of a certificate-expired at mx.expired.plain.test, whose certificate is
+/// expired still.
+fn still_expired(s: &Spool, id: &str) {
+    report(
+        s,
+        id,
+        "expired-sts.plain.test",
+        &[
+            "version: STSv1",
+            "mode: enforce",
+            "mx: mx.expired.plain.test",
+            "max_age: 604800",
+        ],
+        vec![detail(
+            "certificate-expired",
+            7,
+            "203.0.113.1",
+            "mx.expired.plain.test",
+        )],
+    );
+}
+
 const GOOD_POLICY: [&str; 4] = [
     "version: STSv1",
     "mode: enforce",
@@ -97,23 +119,7 @@ fn verdicts_for_what_the_reports_said() {
     let t = tempfile::tempdir().unwrap();
     let s = Spool::new(t.path(), "spool");
     // Still expired.
-    report(
-        &s,
-        "r1",
-        "expired-sts.plain.test",
-        &[
-            "version: STSv1",
-            "mode: enforce",
-            "mx: mx.expired.plain.test",
-            "max_age: 604800",
-        ],
-        vec![detail(
-            "certificate-expired",
-            7,
-            "203.0.113.1",
-            "mx.expired.plain.test",
-        )],
-    );
+    still_expired(&s, "r1");
     // Renewed since: mx.good shows a valid certificate now.
     report(
         &s,
@@ -363,23 +369,7 @@ fn the_digest_carries_the_live_verdicts() {
     let w = world();
     let t = tempfile::tempdir().unwrap();
     let s = Spool::new(t.path(), "spool");
-    report(
-        &s,
-        "d1",
-        "expired-sts.plain.test",
-        &[
-            "version: STSv1",
-            "mode: enforce",
-            "mx: mx.expired.plain.test",
-            "max_age: 604800",
-        ],
-        vec![detail(
-            "certificate-expired",
-            7,
-            "203.0.113.1",
-            "mx.expired.plain.test",
-        )],
-    );
+    still_expired(&s, "d1");
     let o = run(&[
         "summary",
         "--spool",

@@ -12,22 +12,10 @@ pub mod world;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tlsrpt");
 
-/// Tests that need more than the Rust toolchain (a real daemon or tool, or root) are
-/// `#[ignore = "needs ..."]`: `cargo test` lists them as ignored, never as passed, and
-/// `tests/run.sh` runs them with `--ignored` inside its disposable root, which has every
-/// component. There, a missing one is a failure, not a silent pass.
-pub fn require_tool(candidates: &[&str], package: &str) -> PathBuf {
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "none of {candidates:?} exists (Debian package {package}); this test runs in \
-                 tests/run.sh's disposable root, which has it"
-            )
-        })
-}
+#[path = "../../../tests/common/require.rs"]
+mod require;
+#[allow(unused_imports)]
+pub use require::require_tool;
 pub const DAY: i64 = 86_400;
 
 /// 2026-03-01T00:00:00Z: the generated histories start here.
