@@ -57,9 +57,7 @@ pub struct TypeStats {
 /// type and MX (evidence, not a ranking): a hostile or chatty sender cannot make a
 /// summary grow without bound. Sessions beyond them are still counted, under `OTHER`.
 pub const MAX_REASONS: usize = 128;
-pub const MAX_IPS: usize = 5;
-/// Most organisations kept per policy-string.
-pub const MAX_KEYS: usize = 64;
+pub const MAX_IPS: usize = 3;
 /// The key the sessions beyond a limit are counted under.
 pub const OTHER: &str = "(other)";
 
@@ -141,13 +139,26 @@ pub const MAX_URIS: usize = 5;
 #[derive(Debug, Clone, Default)]
 pub struct PolicySeen {
     pub reports: u64,
-    pub organizations: std::collections::BTreeSet<String>,
+    /// At most `MAX_POLICY_ORGS`.
+    pub organizations: Vec<Box<str>>,
     pub first_seen: i64,
     pub last_seen: i64,
 }
 
 /// Most distinct `sts` policy-strings kept per domain.
 pub const MAX_POLICIES: usize = 8;
+/// Most organisations named per policy-string.
+pub const MAX_POLICY_ORGS: usize = 8;
+
+impl PolicySeen {
+    fn add_org(&mut self, org: &str) {
+        if self.organizations.len() < MAX_POLICY_ORGS
+            && !self.organizations.iter().any(|o| &**o == org)
+        {
+            self.organizations.push(org.into());
+        }
+    }
+}
 
 impl ResultStats {
     fn new(start: i64) -> ResultStats {
@@ -233,6 +244,64 @@ impl std::fmt::Display for IpKey {
     }
 }
 
+/// (day, successful, failed), sorted by day: a vector, not a tree — reports come in day
+/// order (day files oldest first), so adding is a push, and a year of days costs 24
+/// bytes each instead of a B-tree's half-empty nodes (a provider has 1,000 domains).
+#[derive(Debug, Default, Clone)]
+pub struct DaySeries(Vec<(i64, u64, u64)>);
+
+impl DaySeries {
+    pub fn add(&mut self, day: i64, s: u64, f: u64) {
+        match self.0.last_mut() {
+            Some(l) if l.0 == day => {
+                l.1 += s;
+                l.2 += f;
+            }
+            Some(l) if l.0 > day => match self.0.binary_search_by_key(&day, |e| e.0) {
+                Ok(i) => {
+                    self.0[i].1 += s;
+                    self.0[i].2 += f;
+                }
+                Err(i) => self.0.insert(i, (day, s, f)),
+            },
+            _ => self.0.push((day, s, f)),
+        }
+    }
+
+    /// (successful, failed) of one day.
+    pub fn get(&self, day: i64) -> Option<(u64, u64)> {
+        self.0
+            .binary_search_by_key(&day, |e| e.0)
+            .ok()
+            .map(|i| (self.0[i].1, self.0[i].2))
+    }
+
+    /// Adds another series: one linear merge of the two sorted vectors.
+    pub fn merge(&mut self, other: DaySeries) {
+        if other.0.is_empty() {
+            return;
+        }
+        let mine = std::mem::take(&mut self.0);
+        let mut out = Vec::with_capacity(mine.len() + other.0.len());
+        let (mut a, mut b) = (mine.into_iter().peekable(), other.0.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    let (x, y) = (a.next().expect("peeked"), b.next().expect("peeked"));
+                    (x.0, x.1 + y.1, x.2 + y.2)
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next().expect("peeked"),
+                (Some(_), None) => a.next().expect("peeked"),
+                (None, None) => break,
+            };
+            out.push(next);
+        }
+        out.shrink_to_fit();
+        self.0 = out;
+    }
+}
+
 /// Everything the views show about one policy domain in one window.
 #[derive(Debug, Default, Clone)]
 pub struct DomainStats {
@@ -244,7 +313,7 @@ pub struct DomainStats {
     pub receiving_ip: BTreeMap<String, u64>,
     pub sending_ip: HashMap<IpKey, u64>,
     /// UTC day (of the report's start) → (successful, failed).
-    pub daily: BTreeMap<i64, (u64, u64)>,
+    pub daily: DaySeries,
     /// The `sts` policy-strings reports carried (lines as sent), at most `MAX_POLICIES`.
     pub sts_policies: BTreeMap<Vec<String>, PolicySeen>,
 }
@@ -330,9 +399,7 @@ impl Tally {
             o.reports += 1;
             o.successful += s;
             o.failed += f;
-            let dd = d.daily.entry(day).or_default();
-            dd.0 += s;
-            dd.1 += f;
+            d.daily.add(day, s, f);
             let mut seen_types: Vec<&str> = Vec::new();
             for fd in &rep.failure_details {
                 let t = fd.result_type.as_deref().unwrap_or("(none)");
@@ -400,9 +467,7 @@ impl Tally {
                         ps.reports += 1;
                         ps.first_seen = ps.first_seen.min(start);
                         ps.last_seen = ps.last_seen.max(start);
-                        if ps.organizations.len() < MAX_KEYS {
-                            ps.organizations.insert(org.clone());
-                        }
+                        ps.add_org(&org);
                     }
                 }
                 let ts = d.policy_types.entry(t.clone()).or_default();
@@ -456,7 +521,9 @@ impl Tally {
                     p.reports += v.reports;
                     p.first_seen = p.first_seen.min(v.first_seen);
                     p.last_seen = p.last_seen.max(v.last_seen);
-                    p.organizations.extend(v.organizations);
+                    for o in &v.organizations {
+                        p.add_org(o);
+                    }
                 } else if d.sts_policies.len() < MAX_POLICIES {
                     d.sts_policies.insert(k, v);
                 }
@@ -466,11 +533,7 @@ impl Tally {
             for (k, v) in o.sending_ip {
                 *d.sending_ip.entry(k).or_default() += v;
             }
-            for (k, (s, f)) in o.daily {
-                let e = d.daily.entry(k).or_default();
-                e.0 += s;
-                e.1 += f;
-            }
+            d.daily.merge(o.daily);
         }
     }
 
@@ -575,5 +638,51 @@ impl Summary {
             (false, false) => &mut self.unauthenticated_previous,
         };
         tally.add(&r.report, p.start, &self.domains);
+    }
+}
+
+#[cfg(test)]
+mod series_tests {
+    use super::*;
+
+    #[test]
+    fn day_series_adds_out_of_order_and_merges_in_order() {
+        let mut a = DaySeries::default();
+        for (d, s, f) in [(3, 1, 0), (1, 2, 1), (3, 1, 1), (2, 5, 0), (1, 1, 1)] {
+            a.add(d * DAY, s, f);
+        }
+        assert_eq!(a.0, vec![(DAY, 3, 2), (2 * DAY, 5, 0), (3 * DAY, 2, 1)]);
+        let mut b = DaySeries::default();
+        b.add(0, 7, 7);
+        b.add(2 * DAY, 1, 1);
+        b.add(9 * DAY, 4, 0);
+        a.merge(b);
+        assert_eq!(
+            a.0,
+            vec![
+                (0, 7, 7),
+                (DAY, 3, 2),
+                (2 * DAY, 6, 1),
+                (3 * DAY, 2, 1),
+                (9 * DAY, 4, 0)
+            ]
+        );
+        assert_eq!(a.get(2 * DAY), Some((6, 1)));
+        assert_eq!(a.get(5 * DAY), None);
+    }
+
+    #[test]
+    fn bounded_breakdowns_sum_what_they_cannot_keep() {
+        let mut b = Bounded::default();
+        for i in 0..10u64 {
+            b.add(&format!("k{i}"), i, 4);
+        }
+        b.add("k1", 100, 4);
+        assert_eq!(b.0.len(), 5);
+        assert_eq!(b.0.iter().map(|(_, n)| n).sum::<u64>(), 145);
+        assert_eq!(
+            b.0.iter().find(|(k, _)| &**k == OTHER).map(|e| e.1),
+            Some(39)
+        );
     }
 }

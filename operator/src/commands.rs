@@ -385,7 +385,7 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
             (s, skipped, vec![std::path::PathBuf::from(db)])
         }
     };
-    let mut doc = summary::document(&s, skipped, &sources);
+    let mut doc = summary::document(s, skipped, &sources);
     if doc.domains.is_empty() && doc.unauthenticated.domains.is_empty() && a.db.is_none() {
         doc.empty_window = Some(summary::spool_contents(&a.select.spool, w.until));
     }

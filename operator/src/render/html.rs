@@ -160,7 +160,7 @@ fn domain(out: &mut String, d: &DomainDoc, id: usize) {
         thousands(d.previous.sessions.successful + d.previous.sessions.failed),
         percent(d.previous.sessions.failure_rate)
     );
-    out.push_str(&chart(&d.daily));
+    out.push_str(&chart(&d.daily.iter().collect::<Vec<_>>()));
     if !d.advice.is_empty() {
         out.push_str("<h3 style=\"font-size:15px;margin:12px 0 4px 0\">What failed, what it means, what to check</h3>");
         table(
@@ -358,11 +358,7 @@ fn headline(out: &mut String, doc: &Doc) {
                     x.successful += day.successful;
                     x.failed += day.failed;
                 }
-                None => days.push(DayDoc {
-                    day: day.day,
-                    successful: day.successful,
-                    failed: day.failed,
-                }),
+                None => days.push(day),
             }
         }
     }
