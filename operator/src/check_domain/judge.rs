@@ -315,6 +315,7 @@ fn judge_address(
     if let Some(e) = &f.smtp_error {
         let (code, sev) = match e {
             smtp::Error::Connect(_) => ("smtp-connect-failed", Severity::Warning),
+            smtp::Error::NoRoute(_) => ("address-unreachable-from-here", Severity::Info),
             smtp::Error::Timeout(_) => ("smtp-timeout", Severity::Warning),
             smtp::Error::Closed(_) => ("smtp-closed", Severity::Warning),
             smtp::Error::Protocol(_) => ("smtp-protocol-error", Severity::Error),
@@ -326,6 +327,9 @@ fn judge_address(
             }
             smtp::Error::Protocol(_) => {
                 "what answers on port 25 is not a working SMTP server; check the service there"
+            }
+            smtp::Error::NoRoute(_) => {
+                "not probed from here (no route to that address family); check it from a host that has one"
             }
             _ => "check the MX's logs (this host may be refused as a client)",
         };

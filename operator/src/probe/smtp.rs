@@ -38,6 +38,9 @@ impl Reply {
 pub enum Error {
     /// No TCP connection.
     Connect(String),
+    /// No route from this host to that address (typically IPv6 on an IPv4-only host):
+    /// says nothing about the MX.
+    NoRoute(String),
     /// The server stopped answering.
     Timeout(&'static str),
     /// It closed or reset the connection.
@@ -52,6 +55,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Connect(m) => write!(f, "no connection to port 25: {m}"),
+            Error::NoRoute(m) => write!(f, "no route from this host to it: {m}"),
             Error::Timeout(w) => write!(f, "no answer {w} in time"),
             Error::Closed(w) => write!(f, "the server closed the connection {w}"),
             Error::Protocol(m) => write!(f, "the server does not speak SMTP: {m}"),
@@ -77,12 +81,12 @@ pub struct Greeting {
 
 /// Connects to `addr` and runs greeting and EHLO.
 pub fn open(addr: SocketAddr, limits: &Limits) -> Result<(Conn, Greeting), Error> {
-    let sock = TcpStream::connect_timeout(&addr, limits.op()).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::TimedOut {
-            Error::Connect("timed out".into())
-        } else {
-            Error::Connect(e.to_string())
+    let sock = TcpStream::connect_timeout(&addr, limits.op()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::TimedOut => Error::Connect("timed out".into()),
+        std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
+            Error::NoRoute(e.to_string())
         }
+        _ => Error::Connect(e.to_string()),
     })?;
     sock.set_nodelay(true).ok();
     let mut c = Conn {
