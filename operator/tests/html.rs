@@ -61,11 +61,15 @@ fn load(chrome: &Path, page: &Path, work: &Path) -> Load {
         .collect();
     let log = std::fs::read_to_string(&netlog).unwrap_or_default();
     // Every URL the network stack saw, but Chromium's own background services (time,
-    // updates, accounts), which no flag fully silences and no page causes.
-    const BROWSER_OWN: [&str; 3] = [
-        "://clients2.google.com/",
-        "://update.googleapis.com/",
-        "://accounts.google.com/",
+    // updates, accounts, optimisation hints, safe browsing: Google's service domains),
+    // which no flag fully silences and no page causes. The page's own URLs would be to
+    // other hosts (the hostile ones here: example.invalid, 127.0.0.1).
+    const BROWSER_OWN: [&str; 5] = [
+        ".google.com/",
+        ".googleapis.com/",
+        ".gstatic.com/",
+        ".gvt1.com/",
+        ".googleusercontent.com/",
     ];
     let mut requests = Vec::new();
     for part in log.split("\"url\":\"").skip(1) {
