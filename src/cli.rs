@@ -41,8 +41,14 @@ pub struct Cli {
     pub dry_run: bool,
 
     /// Keep messages that hold no TLS report in the quarantine instead of dropping them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "leave_unrecognized")]
     pub keep_unrecognized: bool,
+
+    /// For a mail retriever (fetchmail, getmail): exit 65 (EX_DATAERR) for a message that
+    /// holds no TLS report, so that the retriever leaves it in the mailbox (a DMARC
+    /// report, ordinary mail). Never under an MTA: Postfix and Exim bounce on 65.
+    #[arg(long)]
+    pub leave_unrecognized: bool,
 
     /// Envelope sender (Postfix ${sender}). Default: $SENDER (Exim).
     #[arg(long, env = "SENDER", value_name = "ADDR")]

@@ -13,6 +13,10 @@ use std::io;
 pub const EX_OK: u8 = 0;
 /// sysexits.h EX_TEMPFAIL: "deferred, retried" under both Postfix and Exim.
 pub const EX_TEMPFAIL: u8 = 75;
+/// sysexits.h EX_DATAERR, only with `--leave-unrecognized`: "this message is not a TLS
+/// report". Mail retrievers (fetchmail, getmail) delete a message only after exit 0, so
+/// it stays in the mailbox; an MTA would bounce it, hence opt-in.
+pub const EX_DATAERR: u8 = 65;
 
 /// A local failure: the message must stay with the MTA.
 #[derive(Debug)]

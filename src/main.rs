@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use tlsrpt_pipe::error::{EX_OK, Error};
+use tlsrpt_pipe::error::{EX_DATAERR, EX_OK, Error};
 use tlsrpt_pipe::{cli::Cli, log::Logger, sanitize};
 
 /// With a file-size limit (RLIMIT_FSIZE, which an MTA may set for its delivery agents)
@@ -88,6 +88,16 @@ fn main() -> ExitCode {
         tlsrpt_pipe::run(&cli, std::io::stdin().lock(), &mut log)
     }));
     match result {
+        // Nothing stored, nothing set aside: not a TLS report. A retriever keeps it.
+        Ok(Ok(out))
+            if cli.leave_unrecognized
+                && out.no_report.is_some()
+                && out.stored == 0
+                && out.duplicates == 0
+                && out.quarantined.is_none() =>
+        {
+            ExitCode::from(EX_DATAERR)
+        }
         Ok(Ok(_)) => ExitCode::from(EX_OK),
         Ok(Err(e)) => fail(&mut log, &e),
         Err(p) => {

@@ -261,3 +261,31 @@ fn dry_run_tells_the_same_story_as_the_delivery() {
     assert!(again.stdout.is_empty());
     assert!(again_log.contains("status=duplicate"), "{again_log}");
 }
+
+/// `--leave-unrecognized`, for mail retrievers: a message without a TLS report exits 65
+/// (the retriever leaves it in the mailbox) and is neither stored nor quarantined; a
+/// report, a duplicate, a quarantined report and local trouble keep their statuses.
+#[test]
+fn leave_unrecognized_tells_a_retriever_to_keep_non_reports() {
+    let env = Env::new();
+    let dmarc = b"From: noreply-dmarc-support@google.com\nSubject: Report domain: example.com Submitter: google.com\nContent-Type: text/plain\n\n<feedback/>\n";
+    for msg in [&b"From: a@example.org\nSubject: hi\n\nhello\n"[..], &dmarc[..], b""] {
+        let o = env.run(&["--leave-unrecognized"], msg);
+        assert_eq!(code(&o), 65, "{}", stderr(&o));
+        assert!(stderr(&o).contains("status=no-report"), "{}", stderr(&o));
+    }
+    assert!(env.records().is_empty() && env.quarantined().is_empty());
+    ok(&env.run(&["--leave-unrecognized"], &good()));
+    let err = ok(&env.run(&["--leave-unrecognized"], &good()));
+    assert!(err.contains("status=duplicate"), "{err}");
+    ok(&env.run(
+        &["--leave-unrecognized"],
+        &fixture("YnkDK_tls_reporting/truncated.gz"),
+    ));
+    assert_eq!(env.quarantined().len(), 1, "a broken report is set aside, exit 0");
+    // Not with --keep-unrecognized: that would drop what it promises to keep.
+    tempfail(
+        &env.run(&["--leave-unrecognized", "--keep-unrecognized"], &good()),
+        "usage:",
+    );
+}

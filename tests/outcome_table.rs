@@ -61,6 +61,11 @@ fn case(input: &str) -> (i32, String, Env) {
         env.run(&[], &fixture("YnkDK_tls_reporting/truncated.gz"))
     } else if input.starts_with("message over") {
         env.run(&["--max-message-size", "1K"], &good())
+    } else if input.starts_with("no TLS report, with --leave-unrecognized") {
+        env.run(
+            &["--leave-unrecognized"],
+            b"From: a@example.org\nSubject: hi\n\nhello\n",
+        )
     } else if input.starts_with("no TLS report") {
         env.run(&[], b"From: a@example.org\nSubject: hi\n\nhello\n")
     } else if input.starts_with("spool missing") {
@@ -81,7 +86,7 @@ fn case(input: &str) -> (i32, String, Env) {
 #[test]
 fn every_row_of_the_man_page_table_holds() {
     let rows = table();
-    assert_eq!(rows.len(), 8, "{rows:#?}");
+    assert_eq!(rows.len(), 9, "{rows:#?}");
     for (input, outcome, exit) in rows {
         let (got, err, env) = case(&input);
         assert_eq!(got, exit, "{input}: stderr {err}");
@@ -106,7 +111,9 @@ fn every_row_of_the_man_page_table_holds() {
                 err.contains("status=quarantined") && env.quarantined().len() == 1,
                 "{input}: {err}"
             );
-        } else if o.starts_with("logged and dropped") {
+        } else if o.starts_with("logged and dropped")
+            || o.starts_with("logged, left to the retriever")
+        {
             assert!(
                 err.contains("status=no-report") && env.quarantined().is_empty(),
                 "{input}: {err}"
