@@ -12,3 +12,8 @@
 #
 # The weekly digest, Mondays 07:00.
 #0 7 * * 1    tlsrpt  /usr/bin/tlsrpt summary --since 7d --mail-to postmaster@localhost
+#
+# Fetch reports from an IMAP mailbox (rc files: /usr/share/doc/tlsrpt-pipe/examples/
+# fetchmail/ and getmail/; one of the two). fetchmail exits 1 when there was no mail.
+#*/15 * * * *  tlsrpt  HOME=/var/lib/tlsrpt/fetchmail FETCHMAILHOME=/var/lib/tlsrpt/fetchmail /usr/bin/fetchmail --fetchmailrc /etc/tlsrpt/fetchmailrc --daemon 0 --silent || [ $? = 1 ]
+#*/15 * * * *  tlsrpt  /usr/bin/getmail --getmaildir /var/lib/tlsrpt/getmail --rcfile /etc/tlsrpt/getmailrc --quiet

@@ -576,6 +576,173 @@ check "apache2: stored once" eq "$(hcount 2019-04-14T00:00:00Z_example.org)" 1
 apache2 -f "$APACHE_CONF" -k stop 2>/dev/null || kill "$(cat "$WEB/apache.pid")" 2>/dev/null
 
 # ---------------------------------------------------------------------------
+log "Reports in a mailbox: Dovecot IMAP over TLS, fetchmail and getmail6 with contrib/ verbatim"
+$APT dovecot-imapd fetchmail getmail6 procmail >/dev/null 2>&1 || fail "apt-get install dovecot-imapd fetchmail getmail6 procmail"
+IMAP="$WORK/imap"
+mkdir -p "$IMAP/run"
+# A test CA the system trusts (in this disposable root only), and the server's certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$IMAP/ca.key" -out "$IMAP/ca.pem" \
+    -days 30 -subj "/CN=tlsrpt imap test CA" >/dev/null 2>&1
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$IMAP/server.key" -out "$IMAP/server.csr" \
+    -subj "/CN=imap.test" -addext "subjectAltName=DNS:imap.test" >/dev/null 2>&1
+openssl x509 -req -in "$IMAP/server.csr" -CA "$IMAP/ca.pem" -CAkey "$IMAP/ca.key" -CAcreateserial -days 30 \
+    -copy_extensions copy -out "$IMAP/server.pem" >/dev/null 2>&1
+cp "$IMAP/ca.pem" /usr/local/share/ca-certificates/tlsrpt-imap-test.crt && update-ca-certificates >/dev/null 2>&1
+echo "127.0.0.1 imap.test" >> /etc/hosts
+id reports >/dev/null 2>&1 || useradd -m reports
+MBOX=/home/reports/Maildir
+install -d -o reports -g reports -m 0700 "$MBOX" "$MBOX/cur" "$MBOX/new" "$MBOX/tmp"
+echo "reports:{PLAIN}imap-secret" > "$IMAP/users"
+cat > "$IMAP/dovecot.conf" <<CF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $IMAP/run
+log_path = $IMAP/dovecot.log
+ssl = required
+ssl_cert = <$IMAP/server.pem
+ssl_key = <$IMAP/server.key
+mail_location = maildir:~/Maildir
+auth_mechanisms = plain
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $IMAP/users
+}
+userdb {
+  driver = static
+  args = uid=reports gid=reports home=/home/reports
+}
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    port = 993
+    ssl = yes
+  }
+}
+CF
+dovecot -c "$IMAP/dovecot.conf" 2>"$IMAP/start.err" || { cat "$IMAP/start.err"; fail "dovecot start"; }
+imaps_up() { printf 'a logout\r\n' | openssl s_client -quiet -connect 127.0.0.1:993 -servername imap.test -CAfile "$IMAP/ca.pem" -verify_return_error 2>/dev/null | grep -q '^\* OK'; }
+check "dovecot: IMAPS on 127.0.0.1:993 with the test CA" wait_for 20 imaps_up
+
+N_MSG=0
+deliver() { # deliver FILE...: into the mailbox, as the MTA's LDA would
+    local f
+    for f in "$@"; do
+        N_MSG=$((N_MSG + 1))
+        install -o reports -g reports -m 0600 "$f" "$MBOX/new/$(date +%s).M$N_MSG.imap.test"
+    done
+}
+in_mailbox() { find "$MBOX/cur" "$MBOX/new" -type f | wc -l; }
+# A DMARC aggregate report (zip of XML, as Google sends them) and an ordinary message:
+# they share the mailbox and must outlive every poll.
+python3 - "$WORK/dmarc.eml" <<'PY'
+import base64, io, sys, zipfile
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("google.com!example.com!1700000000!1700086399.xml", '<?xml version="1.0"?><feedback><report_metadata><org_name>google.com</org_name></report_metadata></feedback>')
+b64 = base64.encodebytes(buf.getvalue()).decode()
+open(sys.argv[1], "w").write(
+    "From: noreply-dmarc-support@google.com\nTo: tls-reports@example.com\n"
+    "Subject: Report domain: example.com Submitter: google.com Report-ID: 1234567890\n"
+    "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\n"
+    "Content-Type: application/zip; name=\"google.com!example.com!1700000000!1700086399.zip\"\n"
+    "Content-Disposition: attachment; filename=\"google.com!example.com!1700000000!1700086399.zip\"\n"
+    "Content-Transfer-Encoding: base64\n\n" + b64 + "--b--\n")
+PY
+printf 'From: colleague@example.com\nTo: tls-reports@example.com\nSubject: lunch?\nMessage-ID: <lunch@example.com>\n\nAre you coming?\n' > "$WORK/ordinary.eml"
+REPORTS=("$FIX/mjl-_mox/example.eml" "$FIX/mjl-_mox/microsoft.eml" "$FIX/isseis_tlsrpt-digest/tlsrpt_failure.eml" "$FIX/deltachat_deltachat-core-rust/tlsrpt.eml")
+all_once() { for id in "$ID_GOOGLE" "$ID_MS" "$ID_FAIL" "$ID_DC"; do [ "$(count "$id")" = 1 ] || return 1; done; }
+only_the_others_left() { # the DMARC report and the ordinary message, and nothing else
+    [ "$(in_mailbox)" = 2 ] && grep -lq 'Report domain: example.com Submitter: google.com' "$MBOX"/cur/* "$MBOX"/new/* 2>/dev/null &&
+        grep -lq 'Subject: lunch?' "$MBOX"/cur/* "$MBOX"/new/* 2>/dev/null
+}
+
+retriever_suite() { # retriever_suite NAME POLL-FUNCTION
+    local name=$1 poll=$2
+    fresh_spool tlsrpt
+    rm -f "$MBOX"/cur/* "$MBOX"/new/*
+    deliver "${REPORTS[@]}" "$WORK/dmarc.eml" "$WORK/ordinary.eml"
+    $poll
+    check "$name: every report stored once" all_once
+    check "$name: the reports are gone from the mailbox, the DMARC report and the ordinary message are there" only_the_others_left
+    check "$name: nothing quarantined" quarantined 0
+    $poll
+    check "$name: a second poll: still once each" all_once
+    check "$name: a second poll: the others still there" only_the_others_left
+    # The spool made unwritable: the poll leaves every message on the server.
+    chown root:root "$SPOOL"
+    deliver "$FIX/isseis_tlsrpt-digest/tlsrpt_success_google_1.eml" "$FIX/isseis_tlsrpt-digest/tlsrpt_success_microsoft.eml"
+    $poll
+    check "$name: spool unwritable: nothing stored" eq "$(ls "$SPOOL"/*.jsonl 2>/dev/null | xargs cat 2>/dev/null | wc -l)" 4
+    check "$name: spool unwritable: every message still on the server" eq "$(in_mailbox)" 4
+    chown tlsrpt:tlsrpt "$SPOOL"
+    $poll
+    check "$name: spool fixed: the next poll stores them" eq "$(cat "$SPOOL"/*.jsonl | wc -l)" 6
+    check "$name: spool fixed: the others still there" only_the_others_left
+    # The same report in the mailbox twice: stored once, both copies removed.
+    deliver "$FIX/stalwartlabs_mail-auth/rpt01.eml" "$FIX/stalwartlabs_mail-auth/rpt01.eml"
+    $poll
+    check "$name: a report appended twice is stored once" eq "$(cat "$SPOOL"/*.jsonl | wc -l)" 7
+    check "$name: both copies removed, the others still there" only_the_others_left
+}
+
+# fetchmail: contrib/fetchmail/fetchmailrc with its placeholders filled in, run the way
+# contrib/systemd/tlsrpt-fetchmail.service runs it.
+install -d -o tlsrpt -g tlsrpt -m 0750 /etc/tlsrpt
+install -d -o tlsrpt -g tlsrpt -m 0700 /var/lib/tlsrpt/fetchmail /var/lib/tlsrpt/getmail
+sed -e 's/imap\.example\.com/imap.test/g' -e 's/"tls-reports@example\.com"/"reports"/' -e 's/CHANGE-ME/imap-secret/' \
+    "$ROOT/contrib/fetchmail/fetchmailrc" > "$IMAP/fetchmailrc"
+install -o tlsrpt -g tlsrpt -m 0600 "$IMAP/fetchmailrc" /etc/tlsrpt/fetchmailrc
+fetchmail_poll() {
+    runuser -u tlsrpt -- env HOME=/var/lib/tlsrpt/fetchmail FETCHMAILHOME=/var/lib/tlsrpt/fetchmail \
+        /usr/bin/fetchmail --fetchmailrc /etc/tlsrpt/fetchmailrc --nodetach --daemon 0 >>"$IMAP/fetchmail.log" 2>&1
+    echo "fetchmail exit $?" >>"$IMAP/fetchmail.log"
+}
+retriever_suite fetchmail fetchmail_poll
+[ "$FAIL" = 0 ] || tail -n 25 "$IMAP/fetchmail.log" | sed 's/^/     /'
+check "fetchmail: the certificate was checked (no certificate warning)" sh -c "! grep -qi 'certificate.*\(fail\|not trusted\|verif\)' '$IMAP/fetchmail.log'"
+
+# getmail6: contrib/getmail/getmailrc the same way (tlsrpt-getmail.service).
+sed -e 's/imap\.example\.com/imap.test/g' -e 's/^username = .*/username = reports/' -e 's/CHANGE-ME/imap-secret/' \
+    "$ROOT/contrib/getmail/getmailrc" > "$IMAP/getmailrc"
+install -o tlsrpt -g tlsrpt -m 0600 "$IMAP/getmailrc" /etc/tlsrpt/getmailrc
+getmail_poll() {
+    runuser -u tlsrpt -- /usr/bin/getmail --getmaildir /var/lib/tlsrpt/getmail --rcfile /etc/tlsrpt/getmailrc --quiet >>"$IMAP/getmail.log" 2>&1
+    echo "getmail exit $?" >>"$IMAP/getmail.log"
+}
+retriever_suite getmail getmail_poll
+[ "$FAIL" = 0 ] || tail -n 25 "$IMAP/getmail.log" | sed 's/^/     /'
+grep -h "exit" "$IMAP/fetchmail.log" "$IMAP/getmail.log" | sort | uniq -c | sed 's/^/     /'
+
+log "Backfill: a Maildir and an mbox collected before tlsrpt-pipe, imported twice"
+fresh_spool tlsrpt
+BF="$WORK/backfill"
+install -d -o reports -m 0755 "$BF" "$BF/Maildir" "$BF/Maildir/cur" "$BF/Maildir/new" "$BF/Maildir/tmp"
+i=0
+for f in "$FIX/mjl-_mox/example.eml" "$FIX/mjl-_mox/microsoft.eml" "$WORK/dmarc.eml" "$WORK/ordinary.eml"; do
+    i=$((i + 1)); install -m 0644 "$f" "$BF/Maildir/cur/1700000000.M$i.host:2,S"
+done
+for f in "$FIX/isseis_tlsrpt-digest/tlsrpt_failure.eml" "$FIX/deltachat_deltachat-core-rust/tlsrpt.eml" "$WORK/ordinary.eml"; do
+    printf 'From sender@example.com Thu Jan  1 00:00:00 2026\n'; cat "$f"; printf '\n'
+done > "$BF/mbox"
+chmod 0644 "$BF/mbox"
+before=$(cd "$BF" && find . -type f -exec sha256sum {} + | sort | sha256sum)
+BACKFILL=/usr/share/doc/tlsrpt-pipe/examples/backfill/tlsrpt-backfill
+out=$(runuser -u tlsrpt -- sh "$BACKFILL" "$BF/Maildir" "$BF/mbox" -- --spool "$SPOOL" 2>&1); st=$?
+echo "     $out"
+check "backfill: exit 0" eq "$st" 0
+check "backfill: every report stored once" all_once
+check "backfill: counts" sh -c "printf '%s' '$out' | grep -q '7 messages: 4 stored, 0 already stored, 0 quarantined, 3 no TLS report (left alone), 0 deferred'"
+out=$(runuser -u tlsrpt -- sh "$BACKFILL" "$BF/Maildir" "$BF/mbox" -- --spool "$SPOOL" 2>&1); st=$?
+echo "     $out"
+check "backfill again: exit 0, nothing new" sh -c "[ $st = 0 ] && printf '%s' '$out' | grep -q '0 stored, 4 already stored'"
+check "backfill again: still once each" all_once
+check "backfill: the mailboxes are untouched" eq "$(cd "$BF" && find . -type f -exec sha256sum {} + | sort | sha256sum)" "$before"
+check "backfill: the non-reports were not quarantined" quarantined 0
+kill "$(cat "$IMAP/run/master.pid" 2>/dev/null)" 2>/dev/null
+
+# ---------------------------------------------------------------------------
 log "Debian package: upgrade, remove, purge: the reports and your changes stay"
 fresh_spool tlsrpt
 $CHECK wrap-gzip "$FIX/YnkDK_tls_reporting/example.gz" > "$WORK/pkg.eml"
