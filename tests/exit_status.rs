@@ -269,7 +269,11 @@ fn dry_run_tells_the_same_story_as_the_delivery() {
 fn leave_unrecognized_tells_a_retriever_to_keep_non_reports() {
     let env = Env::new();
     let dmarc = b"From: noreply-dmarc-support@google.com\nSubject: Report domain: example.com Submitter: google.com\nContent-Type: text/plain\n\n<feedback/>\n";
-    for msg in [&b"From: a@example.org\nSubject: hi\n\nhello\n"[..], &dmarc[..], b""] {
+    for msg in [
+        &b"From: a@example.org\nSubject: hi\n\nhello\n"[..],
+        &dmarc[..],
+        b"",
+    ] {
         let o = env.run(&["--leave-unrecognized"], msg);
         assert_eq!(code(&o), 65, "{}", stderr(&o));
         assert!(stderr(&o).contains("status=no-report"), "{}", stderr(&o));
@@ -282,7 +286,11 @@ fn leave_unrecognized_tells_a_retriever_to_keep_non_reports() {
         &["--leave-unrecognized"],
         &fixture("YnkDK_tls_reporting/truncated.gz"),
     ));
-    assert_eq!(env.quarantined().len(), 1, "a broken report is set aside, exit 0");
+    assert_eq!(
+        env.quarantined().len(),
+        1,
+        "a broken report is set aside, exit 0"
+    );
     // Not with --keep-unrecognized: that would drop what it promises to keep.
     tempfail(
         &env.run(&["--leave-unrecognized", "--keep-unrecognized"], &good()),

@@ -70,11 +70,11 @@ pub struct Bounded(pub Vec<(Box<str>, u64)>);
 impl Bounded {
     pub fn add(&mut self, key: &str, n: u64, limit: usize) {
         if let Some(e) = self.0.iter_mut().find(|(k, _)| &**k == key) {
-            e.1 += n;
+            e.1 = e.1.saturating_add(n);
         } else if self.0.len() < limit {
             self.0.push((key.into(), n));
         } else if let Some(e) = self.0.iter_mut().find(|(k, _)| &**k == OTHER) {
-            e.1 += n;
+            e.1 = e.1.saturating_add(n);
         } else {
             self.0.push((OTHER.into(), n));
         }
@@ -100,7 +100,7 @@ pub struct MxStats {
 impl MxStats {
     fn add_ip(&mut self, ip: IpKey, n: u64) {
         if let Some(e) = self.sending_ips.iter_mut().find(|(k, _)| *k == ip) {
-            e.1 += n;
+            e.1 = e.1.saturating_add(n);
         } else if self.sending_ips.len() < MAX_IPS {
             if self.sending_ips.is_empty() {
                 self.sending_ips.reserve_exact(MAX_IPS);
@@ -175,13 +175,13 @@ impl ResultStats {
     }
 
     fn merge(&mut self, o: ResultStats) {
-        self.failed += o.failed;
-        self.reports += o.reports;
+        self.failed = self.failed.saturating_add(o.failed);
+        self.reports = self.reports.saturating_add(o.reports);
         self.first_seen = self.first_seen.min(o.first_seen);
         self.last_seen = self.last_seen.max(o.last_seen);
         for (k, v) in o.mx {
             let m = self.mx_entry(&k);
-            m.failed += v.failed;
+            m.failed = m.failed.saturating_add(v.failed);
             for (ip, n) in v.sending_ips {
                 m.add_ip(ip, n);
             }
@@ -254,13 +254,13 @@ impl DaySeries {
     pub fn add(&mut self, day: i64, s: u64, f: u64) {
         match self.0.last_mut() {
             Some(l) if l.0 == day => {
-                l.1 += s;
-                l.2 += f;
+                l.1 = l.1.saturating_add(s);
+                l.2 = l.2.saturating_add(f);
             }
             Some(l) if l.0 > day => match self.0.binary_search_by_key(&day, |e| e.0) {
                 Ok(i) => {
-                    self.0[i].1 += s;
-                    self.0[i].2 += f;
+                    self.0[i].1 = self.0[i].1.saturating_add(s);
+                    self.0[i].2 = self.0[i].2.saturating_add(f);
                 }
                 Err(i) => self.0.insert(i, (day, s, f)),
             },
@@ -390,15 +390,15 @@ impl Tally {
             let rep = representative(&policies);
             let (s, f) = (rep.summary.successful, rep.summary.failed);
             d.sessions.reports += 1;
-            d.sessions.successful += s;
-            d.sessions.failed += f;
+            d.sessions.successful = d.sessions.successful.saturating_add(s);
+            d.sessions.failed = d.sessions.failed.saturating_add(f);
             if self.sessions_only {
                 continue;
             }
             let o = d.organizations.entry(org.clone()).or_default();
             o.reports += 1;
-            o.successful += s;
-            o.failed += f;
+            o.successful = o.successful.saturating_add(s);
+            o.failed = o.failed.saturating_add(f);
             d.daily.add(day, s, f);
             let mut seen_types: Vec<&str> = Vec::new();
             for fd in &rep.failure_details {
@@ -408,7 +408,7 @@ impl Tally {
                     .result_types
                     .entry(t.to_owned())
                     .or_insert_with(|| ResultStats::new(start));
-                r.failed += n;
+                r.failed = r.failed.saturating_add(n);
                 r.first_seen = r.first_seen.min(start);
                 r.last_seen = r.last_seen.max(start);
                 if !seen_types.contains(&t) {
@@ -422,7 +422,7 @@ impl Tally {
                     .filter(|m| !m.is_empty())
                     .unwrap_or_else(|| "(none)".to_owned());
                 let m = r.mx_entry(&mx_key);
-                m.failed += n;
+                m.failed = m.failed.saturating_add(n);
                 if let Some(ip) = fd.sending_mta_ip.as_deref() {
                     m.add_ip(IpKey::new(ip), n);
                 }
@@ -436,15 +436,25 @@ impl Tally {
                     r.add_uri(u);
                 }
                 if let Some(mx) = fd.receiving_mx_hostname.as_deref() {
-                    *d.receiving_mx
-                        .entry(mx.trim_end_matches('.').to_ascii_lowercase())
-                        .or_default() += n;
+                    {
+                        let e = d
+                            .receiving_mx
+                            .entry(mx.trim_end_matches('.').to_ascii_lowercase())
+                            .or_default();
+                        *e = e.saturating_add(n);
+                    }
                 }
                 if let Some(ip) = fd.receiving_ip.as_deref() {
-                    *d.receiving_ip.entry(ip.to_owned()).or_default() += n;
+                    {
+                        let e = d.receiving_ip.entry(ip.to_owned()).or_default();
+                        *e = e.saturating_add(n);
+                    }
                 }
                 if let Some(ip) = fd.sending_mta_ip.as_deref() {
-                    *d.sending_ip.entry(IpKey::new(ip)).or_default() += n;
+                    {
+                        let e = d.sending_ip.entry(IpKey::new(ip)).or_default();
+                        *e = e.saturating_add(n);
+                    }
                 }
             }
             // Per policy type: each type's own figures, once per report and type.
@@ -475,11 +485,13 @@ impl Tally {
                     ts.sessions.reports += 1;
                     types_done.push(t);
                 }
-                ts.sessions.successful += p.summary.successful;
-                ts.sessions.failed += p.summary.failed;
+                ts.sessions.successful =
+                    ts.sessions.successful.saturating_add(p.summary.successful);
+                ts.sessions.failed = ts.sessions.failed.saturating_add(p.summary.failed);
                 for fd in &p.failure_details {
                     let rt = fd.result_type.as_deref().unwrap_or("(none)");
-                    *ts.result_types.entry(rt.to_owned()).or_default() += fd.failed_session_count;
+                    let e = ts.result_types.entry(rt.to_owned()).or_default();
+                    *e = e.saturating_add(fd.failed_session_count);
                 }
             }
         }
@@ -489,13 +501,16 @@ impl Tally {
     pub fn merge(&mut self, other: Tally) {
         fn add_map<K: Ord>(a: &mut BTreeMap<K, u64>, b: BTreeMap<K, u64>) {
             for (k, v) in b {
-                *a.entry(k).or_default() += v;
+                {
+                    let e = a.entry(k).or_default();
+                    *e = e.saturating_add(v);
+                }
             }
         }
         fn add_s(a: &mut Sessions, b: &Sessions) {
-            a.reports += b.reports;
-            a.successful += b.successful;
-            a.failed += b.failed;
+            a.reports = a.reports.saturating_add(b.reports);
+            a.successful = a.successful.saturating_add(b.successful);
+            a.failed = a.failed.saturating_add(b.failed);
         }
         for (name, o) in other.domains {
             let d = self.domains.entry(name).or_default();
@@ -518,7 +533,7 @@ impl Tally {
             }
             for (k, v) in o.sts_policies {
                 if let Some(p) = d.sts_policies.get_mut(&k) {
-                    p.reports += v.reports;
+                    p.reports = p.reports.saturating_add(v.reports);
                     p.first_seen = p.first_seen.min(v.first_seen);
                     p.last_seen = p.last_seen.max(v.last_seen);
                     for o in &v.organizations {
@@ -531,7 +546,10 @@ impl Tally {
             add_map(&mut d.receiving_mx, o.receiving_mx);
             add_map(&mut d.receiving_ip, o.receiving_ip);
             for (k, v) in o.sending_ip {
-                *d.sending_ip.entry(k).or_default() += v;
+                {
+                    let e = d.sending_ip.entry(k).or_default();
+                    *e = e.saturating_add(v);
+                }
             }
             d.daily.merge(o.daily);
         }
@@ -541,9 +559,9 @@ impl Tally {
     pub fn totals(&self) -> Sessions {
         let mut t = Sessions::default();
         for d in self.domains.values() {
-            t.reports += d.sessions.reports;
-            t.successful += d.sessions.successful;
-            t.failed += d.sessions.failed;
+            t.reports = t.reports.saturating_add(d.sessions.reports);
+            t.successful = t.successful.saturating_add(d.sessions.successful);
+            t.failed = t.failed.saturating_add(d.sessions.failed);
         }
         t
     }
@@ -553,7 +571,8 @@ impl Tally {
 /// hash of organisation and report id for a record without one.
 pub fn dedup_id(key: Option<&str>, report: &Report) -> u128 {
     if let Some(k) = key.filter(|k| k.len() >= 32)
-        && let Ok(v) = u128::from_str_radix(&k[..32], 16)
+        && let Some(hex) = k.get(..32)
+        && let Ok(v) = u128::from_str_radix(hex, 16)
     {
         return v;
     }
@@ -611,7 +630,7 @@ impl Summary {
         self.unauthenticated.merge(other.unauthenticated);
         self.unauthenticated_previous
             .merge(other.unauthenticated_previous);
-        self.duplicates += other.duplicates;
+        self.duplicates = self.duplicates.saturating_add(other.duplicates);
     }
 
     /// Counts one record if its date range ends in the window or the previous one.

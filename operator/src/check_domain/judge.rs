@@ -93,7 +93,19 @@ pub fn judge(r: &mut DomainReport, expiry_days: i64) {
     } else {
         r.mta_sts.policy.as_ref().and_then(|p| p.mode)
     };
-    let sts_applies = matches!(sts_mode, Some(Mode::Enforce | Mode::Testing));
+    // Senders apply the policy only when all of it holds: one record with an id, the
+    // policy fetched (200, no redirect) from a WebPKI-valid host, and valid.
+    let sts_valid = r.mta_sts.id.is_some()
+        && f.sts_fetch_error.is_none()
+        && r.mta_sts
+            .certificate
+            .as_ref()
+            .is_some_and(|c| c.failure.is_none())
+        && !f
+            .sts_policy_findings
+            .iter()
+            .any(|x| x.severity == Severity::Error);
+    let sts_applies = sts_valid && matches!(sts_mode, Some(Mode::Enforce | Mode::Testing));
     for f in &f.sts_record_findings {
         push(
             f.code,
@@ -205,7 +217,7 @@ pub fn judge(r: &mut DomainReport, expiry_days: i64) {
         // DANE's standing for this MX.
         let tlsa_usable = m.addresses.iter().flat_map(|a| &a.tlsa).any(|t| t.usable)
             || (mf.tlsa_count > 0 && m.addresses.iter().all(|a| a.tlsa.is_empty()));
-        let dane = mf.tlsa_count > 0 && mf.tlsa_secure && f.mx_secure;
+        let dane = mf.tlsa_count > 0 && mf.tlsa_secure && f.mx_secure && mf.addresses_secure;
         if let Some(why) = &mf.tlsa_bogus {
             push(
                 "dnssec-invalid",
@@ -233,6 +245,15 @@ pub fn judge(r: &mut DomainReport, expiry_days: i64) {
                     "_25._tcp.{host} has validated TLSA records, but the MX records of {d} are not DNSSEC-validated: senders do not use DANE for it (RFC 7672 §2.2.1); sign the zone of {d}"
                 ),
             );
+        } else if mf.tlsa_count > 0 && !mf.addresses_secure && !m.addresses.is_empty() {
+            push(
+                "tlsa-address-insecure",
+                Severity::Warning,
+                Some(host),
+                format!(
+                    "_25._tcp.{host} has validated TLSA records, but the address records of {host} are not DNSSEC-validated: senders do not use DANE for it (RFC 7672 §2.2.2); sign the zone that holds them"
+                ),
+            );
         } else if dane && !tlsa_usable {
             push(
                 "tlsa-unusable",
@@ -254,7 +275,21 @@ pub fn judge(r: &mut DomainReport, expiry_days: i64) {
             );
         }
     }
-    if !r.mx.is_empty() && r.mx.iter().flat_map(|m| &m.addresses).all(|a| !a.probed) {
+    if r.mx
+        .iter()
+        .flat_map(|m| &m.addresses)
+        .any(|a| a.facts.out_of_time)
+    {
+        r.facts
+            .lookup_failed
+            .push("the check ran out of time before every address was probed".into());
+    }
+    if !r.mx.is_empty()
+        && r.mx
+            .iter()
+            .flat_map(|m| &m.addresses)
+            .all(|a| !a.probed && !a.facts.out_of_time)
+    {
         let reachable_tried =
             r.mx.iter()
                 .flat_map(|m| &m.addresses)
@@ -300,6 +335,17 @@ fn judge_address(
             "senders fall back to plaintext (no policy applies, so nothing reports it)"
         }
     };
+    if f.out_of_time {
+        push(
+            "check-timed-out",
+            Severity::Warning,
+            Some(host),
+            format!(
+                "{at}: not probed, the check of the domain ran out of time; give a longer --timeout"
+            ),
+        );
+        return;
+    }
     if let Some(class) = f.refused {
         push(
             "address-refused",

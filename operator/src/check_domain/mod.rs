@@ -142,6 +142,8 @@ pub struct MxFacts {
     pub tlsa_bogus: Option<String>,
     pub tlsa_failed: Option<String>,
     pub tlsa_count: usize,
+    /// Every address record of the host validated (DNSSEC).
+    pub addresses_secure: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -158,6 +160,8 @@ pub struct AddressFacts {
     pub same_without_sni: bool,
     /// SHA-256 of the leaf's SubjectPublicKeyInfo (the `3 1 1` record to publish).
     pub spki_sha256: Option<String>,
+    /// Not probed: the domain's check ran out of time first.
+    pub out_of_time: bool,
 }
 
 /// The exit status for a set of reports.

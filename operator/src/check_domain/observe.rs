@@ -53,7 +53,10 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
     };
     let now = now();
     let mut facts = Facts::default();
-    let dns = check_record::Dns::with(s.resolver.clone());
+    // Every lookup ends by the domain's deadline too.
+    let resolver = s.resolver.until(limits.deadline);
+    let resolver = &resolver;
+    let dns = check_record::Dns::with(resolver.clone());
     let tlsrpt = check_record::check_domain(&dns, &domain, &[], false);
     if tlsrpt.lookup_failed {
         facts.lookup_failed.push(format!("_smtp._tls.{domain} TXT"));
@@ -61,7 +64,7 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
 
     // The MX set, as senders resolve it.
     let mut mx: Vec<Mx> = Vec::new();
-    match s.resolver.lookup(&domain, RecordType::MX) {
+    match resolver.lookup(&domain, RecordType::MX) {
         Lookup::Found {
             records, secure, ..
         } => {
@@ -79,13 +82,16 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                     _ => None,
                 })
                 .collect();
-            hosts.sort();
+            // One entry per host, at its best preference, then in preference order.
+            hosts.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
             hosts.dedup_by(|a, b| a.1 == b.1);
+            hosts.sort();
             if hosts.len() == 1 && hosts[0].1.is_empty() {
                 facts.null_mx = true;
                 hosts.clear();
             }
             hosts.retain(|(_, h)| !h.is_empty());
+            facts.mx_set = hosts.iter().map(|(_, h)| h.clone()).collect();
             hosts.truncate(MAX_MX);
             mx = hosts
                 .into_iter()
@@ -111,7 +117,9 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
         Lookup::Bogus(why) => facts.mx_bogus = Some(why),
         Lookup::Failed(why) => facts.lookup_failed.push(format!("{domain} MX: {why}")),
     }
-    facts.mx_set = mx.iter().map(|m| m.host.clone()).collect();
+    if facts.mx_set.is_empty() {
+        facts.mx_set = mx.iter().map(|m| m.host.clone()).collect();
+    }
     if let Some(only) = only {
         mx.retain(|m| only.iter().any(|h| h.eq_ignore_ascii_case(&m.host)));
     }
@@ -132,7 +140,7 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
     std::thread::scope(|scope| {
         if !facts.nxdomain {
             scope.spawn(|| {
-                let r = observe_sts(s, &domain, &limits);
+                let r = observe_sts(resolver, &domain, &limits);
                 *sts.lock().expect("no panics while held") = r;
             });
         }
@@ -142,13 +150,13 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
             for (i, m) in mx.iter().enumerate() {
                 let (jobs, facts, tlsa) = (&jobs, &mx_facts[i], &tlsa_records[i]);
                 dns_scope.spawn(move || {
-                    let (addrs, problems) = s.resolver.addresses(&m.host);
+                    let (addrs, problems) = resolver.addresses(&m.host);
                     let mut f = facts.lock().expect("no panics while held");
                     f.address_problems = problems;
-                    match s
-                        .resolver
-                        .lookup(&format!("_25._tcp.{}", m.host), RecordType::TLSA)
-                    {
+                    // DANE needs the address records validated too (RFC 7672 §2.2.2).
+                    f.addresses_secure =
+                        !addrs.is_empty() && addrs.iter().all(|(_, secure)| *secure);
+                    match resolver.lookup(&format!("_25._tcp.{}", m.host), RecordType::TLSA) {
                         Lookup::Found {
                             records, secure, ..
                         } => {
@@ -195,6 +203,19 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                     let f = mx_facts[i].lock().expect("no panics while held").clone();
                     let host = &mx[i].host;
                     let a = match &s.cache {
+                        // Out of time: not probed, and not cached for other domains.
+                        _ if limits.expired() => Address {
+                            address: ip.to_string(),
+                            dnssec: "unknown",
+                            error: Some(
+                                "not probed: the check of the domain ran out of time".into(),
+                            ),
+                            facts: AddressFacts {
+                                out_of_time: true,
+                                ..AddressFacts::default()
+                            },
+                            ..Address::default()
+                        },
                         Some(c) => {
                             let cell = c
                                 .lock()
@@ -274,11 +295,12 @@ type StsSeen = (
 );
 
 /// The `_mta-sts` record and, when there is one, the policy.
-fn observe_sts(s: &Settings, domain: &str, limits: &Limits) -> StsSeen {
+fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
     let mut sts = Sts::default();
     let mut failed = Vec::new();
     let name = format!("_mta-sts.{domain}");
-    let txts: Vec<String> = match s.resolver.lookup(&name, RecordType::TXT) {
+    // Parsed as sent (a tab is a separator), made safe only for showing.
+    let txts: Vec<String> = match resolver.lookup(&name, RecordType::TXT) {
         Lookup::Found { records, .. } => records
             .iter()
             .filter_map(|r| match r {
@@ -290,7 +312,7 @@ fn observe_sts(s: &Settings, domain: &str, limits: &Limits) -> StsSeen {
                 ),
                 _ => None,
             })
-            .map(|t| probe::shown(&t, 1024))
+            .map(|t| t.chars().take(1024).collect())
             .collect(),
         Lookup::NxDomain { .. } | Lookup::NoData { .. } => Vec::new(),
         Lookup::Bogus(why) => {
@@ -318,7 +340,7 @@ fn observe_sts(s: &Settings, domain: &str, limits: &Limits) -> StsSeen {
                 .replace(' ', "")
                 .starts_with("v=stsv1")
         })
-        .cloned()
+        .map(|t| probe::shown(t, 1024))
         .collect();
     sts.id = id;
     if sts.record.is_empty() {
@@ -326,7 +348,7 @@ fn observe_sts(s: &Settings, domain: &str, limits: &Limits) -> StsSeen {
     }
     // The policy host: resolved here, checked against the address policy, then fetched.
     let host = format!("mta-sts.{domain}");
-    let (addrs, problems) = s.resolver.addresses(&host);
+    let (addrs, problems) = resolver.addresses(&host);
     if addrs.is_empty() {
         let why = if problems.is_empty() {
             format!(

@@ -89,21 +89,23 @@ pub fn parse(der: &[u8]) -> Result<Parsed, String> {
     if let Ok(Some(san)) = c.subject_alternative_name() {
         for n in &san.value.general_names {
             if let GeneralName::DNSName(d) = n {
-                names.push(d.to_ascii_lowercase());
+                // Untrusted text (an IA5String may hold control characters): made safe
+                // here, once, for every output; such a name matches no host anyway.
+                names.push(super::shown(&d.to_ascii_lowercase(), 253));
             }
         }
     }
     if names.is_empty() {
         for cn in c.subject().iter_common_name() {
             if let Ok(s) = cn.as_str() {
-                names.push(s.to_ascii_lowercase());
+                names.push(super::shown(&s.to_ascii_lowercase(), 253));
             }
         }
     }
     Ok(Parsed {
         names,
-        subject: c.subject().to_string(),
-        issuer: c.issuer().to_string(),
+        subject: super::shown(&c.subject().to_string(), 300),
+        issuer: super::shown(&c.issuer().to_string(), 300),
         not_before: c.validity().not_before.timestamp(),
         not_after: c.validity().not_after.timestamp(),
         spki: c.public_key().raw.to_vec(),

@@ -47,6 +47,8 @@ pub enum Lookup {
 pub struct Resolver {
     servers: Vec<SocketAddr>,
     timeout: Duration,
+    /// When set, no attempt outlives it (the whole check of a domain is bounded).
+    deadline: Option<Instant>,
 }
 
 impl Resolver {
@@ -73,7 +75,30 @@ impl Resolver {
                 v
             }
         };
-        Ok(Resolver { servers, timeout })
+        Ok(Resolver {
+            servers,
+            timeout,
+            deadline: None,
+        })
+    }
+
+    /// This resolver, with every query ending by `deadline` at the latest.
+    pub fn until(&self, deadline: Instant) -> Resolver {
+        Resolver {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// The time one attempt may take: the timeout, cut to what is left before the deadline.
+    fn attempt(&self) -> Option<Duration> {
+        let t = match self.deadline {
+            Some(d) => self
+                .timeout
+                .min(d.saturating_duration_since(Instant::now())),
+            None => self.timeout,
+        };
+        (!t.is_zero()).then_some(t)
     }
 
     /// Looks `name` up as `rtype`.
@@ -198,8 +223,11 @@ impl Resolver {
         edns.set_max_payload(UDP_PAYLOAD).set_dnssec_ok(true);
         q.set_edns(edns);
         let wire = q.to_vec().map_err(|e| format!("encoding the query: {e}"))?;
-        let mut last = String::new();
+        let mut last = String::from("the check ran out of time before this lookup");
         for _attempt in 0..2 {
+            if self.attempt().is_none() {
+                break;
+            }
             match self.udp(server, &wire, id, qname, rtype) {
                 Ok(m) if m.metadata.truncation => {
                     return self.tcp(server, &wire, id, qname, rtype);
@@ -227,12 +255,13 @@ impl Resolver {
         let sock = UdpSocket::bind(bind).map_err(|e| format!("udp socket: {e}"))?;
         sock.connect(server).map_err(|e| format!("udp: {e}"))?;
         sock.send(wire).map_err(|e| format!("udp send: {e}"))?;
-        let deadline = Instant::now() + self.timeout;
+        let timeout = self.attempt().ok_or("the check ran out of time")?;
+        let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; UDP_PAYLOAD as usize];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("no answer within {} s", self.timeout.as_secs_f32()));
+                return Err(format!("no answer within {} s", timeout.as_secs_f32()));
             }
             sock.set_read_timeout(Some(left))
                 .map_err(|e| format!("udp: {e}"))?;
@@ -262,10 +291,11 @@ impl Resolver {
         qname: &Name,
         rtype: RecordType,
     ) -> Result<Message, String> {
-        let deadline = Instant::now() + self.timeout;
-        let mut s = TcpStream::connect_timeout(&server, self.timeout)
+        let timeout = self.attempt().ok_or("the check ran out of time")?;
+        let deadline = Instant::now() + timeout;
+        let mut s = TcpStream::connect_timeout(&server, timeout)
             .map_err(|e| format!("tcp connect: {e}"))?;
-        s.set_write_timeout(Some(self.timeout)).ok();
+        s.set_write_timeout(Some(timeout)).ok();
         let mut framed = Vec::with_capacity(wire.len() + 2);
         framed.extend_from_slice(&(wire.len() as u16).to_be_bytes());
         framed.extend_from_slice(wire);
@@ -275,7 +305,7 @@ impl Resolver {
             while got < buf.len() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(format!("no answer within {} s", self.timeout.as_secs_f32()));
+                    return Err(format!("no answer within {} s", timeout.as_secs_f32()));
                 }
                 s.set_read_timeout(Some(left)).ok();
                 match s.read(&mut buf[got..]) {

@@ -68,6 +68,21 @@ pub fn refused(ip: IpAddr) -> Option<&'static str> {
                 return refused_v4(v4);
             }
             let s = a.segments();
+            // IPv4 addresses inside IPv6 ones: NAT64 (64:ff9b::/96), 6to4 (2002::/16), the
+            // deprecated IPv4-compatible form (::a.b.c.d): judged by the IPv4 address.
+            let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+            let inner = if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some(embedded(s[6], s[7]))
+            } else if s[0] == 0x2002 {
+                Some(embedded(s[1], s[2]))
+            } else if s[..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1) {
+                Some(embedded(s[6], s[7]))
+            } else {
+                None
+            };
+            if let Some(c) = inner.and_then(refused_v4) {
+                return Some(c);
+            }
             if a.is_loopback() {
                 Some("loopback")
             } else if a.is_unspecified() {
@@ -109,6 +124,10 @@ fn refused_v4(a: Ipv4Addr) -> Option<&'static str> {
         Some("reserved (240.0.0.0/4)")
     } else if a.is_documentation() {
         Some("documentation (TEST-NET)")
+    } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+        Some("IETF protocol assignments (192.0.0.0/24)")
+    } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
+        Some("benchmarking (198.18.0.0/15)")
     } else {
         None
     }
@@ -154,6 +173,15 @@ mod tests {
             ("172.32.0.1", None),
             ("100.128.0.1", None),
             ("2a00:1450:4001:80b::201a", None),
+            ("64:ff9b::10.0.0.1", Some("private (RFC 1918)")),
+            ("64:ff9b::8.8.8.8", None),
+            ("2002:7f00:1::1", Some("loopback")),
+            ("::10.1.2.3", Some("private (RFC 1918)")),
+            (
+                "192.0.0.8",
+                Some("IETF protocol assignments (192.0.0.0/24)"),
+            ),
+            ("198.19.1.1", Some("benchmarking (198.18.0.0/15)")),
         ] {
             assert_eq!(refused(a.parse().unwrap()), refused_as, "{a}");
         }

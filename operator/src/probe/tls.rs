@@ -77,15 +77,34 @@ pub fn handshake(
     let name = ServerName::try_from(host.to_owned())
         .map_err(|_| Error::Failed(format!("{host:?} is not a host name")))?;
     let mut conn = ClientConnection::new(config, name).map_err(|e| Error::Failed(e.to_string()))?;
-    while conn.is_handshaking() {
+    // Driven by hand, not by rustls' complete_io: that one loops for as long as bytes keep
+    // coming, so a server sending one byte before each read timeout would hold it for
+    // days. Here every read is one round, and the deadline is checked before each.
+    while conn.is_handshaking() || conn.wants_write() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(Error::Timeout);
         }
+        if conn.wants_write() {
+            sock.set_write_timeout(Some(left)).ok();
+            conn.write_tls(sock).map_err(|e| classify(&e))?;
+            continue;
+        }
         sock.set_read_timeout(Some(left)).ok();
-        sock.set_write_timeout(Some(left)).ok();
-        if let Err(e) = conn.complete_io(sock) {
-            return Err(classify(&e));
+        match conn.read_tls(sock) {
+            Ok(0) => {
+                return Err(Error::Failed(
+                    "the server closed the connection during the handshake".into(),
+                ));
+            }
+            Ok(_) => {
+                if let Err(e) = conn.process_new_packets() {
+                    // Tell the server why (the alert), best effort.
+                    let _ = conn.write_tls(sock);
+                    return Err(classify_tls(&e));
+                }
+            }
+            Err(e) => return Err(classify(&e)),
         }
     }
     let version = match conn.protocol_version() {
@@ -187,22 +206,7 @@ fn classify(e: &std::io::Error) -> Error {
         return Error::Timeout;
     }
     if let Some(r) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
-        return match r {
-            rustls::Error::AlertReceived(AlertDescription::ProtocolVersion) => {
-                Error::VersionTooOld(
-                    "the server answered our TLS 1.2/1.3 offer with a protocol_version alert"
-                        .into(),
-                )
-            }
-            rustls::Error::PeerIncompatible(
-                PeerIncompatible::ServerDoesNotSupportTls12Or13
-                | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
-            ) => Error::VersionTooOld("the server chose a version older than TLS 1.2".into()),
-            rustls::Error::InvalidMessage(m) => {
-                Error::Failed(format!("the server does not speak TLS ({m:?})"))
-            }
-            other => Error::Failed(other.to_string()),
-        };
+        return classify_tls(r);
     }
     match e.kind() {
         UnexpectedEof => {
@@ -212,5 +216,61 @@ fn classify(e: &std::io::Error) -> Error {
             Error::Failed("the server reset the connection during the handshake".into())
         }
         _ => Error::Failed(e.to_string()),
+    }
+}
+
+fn classify_tls(r: &rustls::Error) -> Error {
+    match r {
+        rustls::Error::AlertReceived(AlertDescription::ProtocolVersion) => Error::VersionTooOld(
+            "the server answered our TLS 1.2/1.3 offer with a protocol_version alert".into(),
+        ),
+        rustls::Error::PeerIncompatible(
+            PeerIncompatible::ServerDoesNotSupportTls12Or13
+            | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+        ) => Error::VersionTooOld("the server chose a version older than TLS 1.2".into()),
+        rustls::Error::InvalidMessage(m) => {
+            Error::Failed(format!("the server does not speak TLS ({m:?})"))
+        }
+        other => Error::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    /// A server that answers the ClientHello one byte every 100 ms: each read returns
+    /// before its timeout, so only a deadline checked between reads ends the handshake.
+    /// (It gives up after 20 s: a regression then fails here instead of hanging.)
+    #[test]
+    fn a_trickling_server_cannot_outlast_the_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut hello = [0u8; 512];
+            let _ = s.read(&mut hello);
+            // A TLS record header for a handshake message, then its body byte by byte.
+            let _ = s.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_millis(100));
+                if s.write_all(&[0x02]).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut sock = TcpStream::connect(addr).unwrap();
+        let r = handshake(
+            &mut sock,
+            config(true),
+            "mx.example",
+            Instant::now() + Duration::from_secs(1),
+        );
+        // Without the deadline between reads this ends only when the server gives up,
+        // with the connection closed: an error, but not a timeout.
+        assert!(matches!(r, Err(Error::Timeout)), "{:?}", r.err());
     }
 }
