@@ -55,19 +55,25 @@ phase_done() { # phase_done NAME SECONDS PASSED FAILED
     FAIL=$((FAIL + $4))
 }
 
+# cargo_phase NAME LABEL LOG STATUS: the counts of one cargo test run, its failures
+# named "LABEL: test" (a non-zero exit without a failing test is a failure of its own).
+cargo_phase() {
+    local name=$1 label=$2 log=$3 status=$4 p f
+    read -r p f _ < <(cargo_counts "$log")
+    if [ "$status" != 0 ] && [ "$f" = 0 ]; then
+        f=1
+        FAILED+=("$label: cargo test exited $status (a build error, or a test binary that crashed)")
+    fi
+    while IFS= read -r l; do FAILED+=("$label: $l"); done < <(sed -n 's/^test \(.*\) \.\.\. FAILED$/\1/p' "$log")
+    phase_done "$name" $((SECONDS - t0)) "$p" "$f"
+}
+
 # --- 1. host -----------------------------------------------------------------------
 echo "== 1/3 host: cargo test (unit tests and the tests that need only the toolchain)"
 t0=$SECONDS
 cargo test --locked --no-fail-fast 2>&1 | tee "$LOGS/host.txt"
 host_status=${PIPESTATUS[0]}
-read -r p f i < <(cargo_counts "$LOGS/host.txt")
-if [ "$host_status" != 0 ] && [ "$f" = 0 ]; then
-    f=1
-    FAILED+=("cargo test on the host exited $host_status (a build error, or a test binary that crashed)")
-fi
-grep -E '^test .* \.\.\. FAILED$' "$LOGS/host.txt" | sed 's/^test \(.*\) \.\.\. FAILED$/host: \1/' > "$LOGS/failed-host.txt"
-while IFS= read -r l; do FAILED+=("$l"); done < "$LOGS/failed-host.txt"
-phase_done "host: cargo test" $((SECONDS - t0)) "$p" "$f"
+cargo_phase "host: cargo test" host "$LOGS/host.txt" "$host_status"
 cargo_ignored "$LOGS/host.txt" | sort -u > "$LOGS/ignored.txt"
 
 # --- 2 and 3. the disposable root ---------------------------------------------------
@@ -94,16 +100,8 @@ if [ -z "$ROOT_SKIP" ]; then
     host=$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z-' 'A-Z_')
     env "CARGO_TARGET_${host}_RUNNER=$ROOT/tests/root/enter.sh --here --" \
         cargo test --locked --no-fail-fast -- --ignored 2>&1 | tee "$LOGS/root.txt"
-    root_status=${PIPESTATUS[0]}
-    read -r p f _ < <(cargo_counts "$LOGS/root.txt")
-    if [ "$root_status" != 0 ] && [ "$f" = 0 ]; then
-        f=1
-        FAILED+=("cargo test --ignored in the disposable root exited $root_status (a test binary that crashed?)")
-    fi
-    grep -E '^test .* \.\.\. FAILED$' "$LOGS/root.txt" | sed 's/^test \(.*\) \.\.\. FAILED$/root: \1/' > "$LOGS/failed-root.txt"
-    while IFS= read -r l; do FAILED+=("$l"); done < "$LOGS/failed-root.txt"
+    cargo_phase "disposable root: component tests" root "$LOGS/root.txt" "${PIPESTATUS[0]}"
     sed -n 's/^test \(.*\) \.\.\. \(ok\|FAILED\)$/\1/p' "$LOGS/root.txt" | sort -u > "$LOGS/ran-in-root.txt"
-    phase_done "disposable root: component tests" $((SECONDS - t0)) "$p" "$f"
 
     echo "== 3/3 end-to-end suite: build tlsrpt-pipe, tlsrpt and the Debian package (and a second version, for the upgrade)"
     t0=$SECONDS

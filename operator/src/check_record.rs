@@ -169,15 +169,9 @@ impl Dns {
     }
 }
 
+/// Record text for a message: made safe by `probe::shown`, then quoted.
 fn shown(s: &str) -> String {
-    let mut t: String = s
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if t.chars().count() > 200 {
-        t = t.chars().take(199).collect::<String>() + "…";
-    }
-    format!("{t:?}")
+    format!("{:?}", crate::probe::shown(s, 200))
 }
 
 /// Applies the expected report URIs to an entry.

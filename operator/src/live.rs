@@ -28,15 +28,7 @@ const DOMAINS_AT_ONCE: usize = 4;
 
 /// Checks the failing domains of `doc` live and annotates their advice.
 pub fn annotate(doc: &mut Doc, settings: &Settings, now: i64) {
-    let mut s = Settings {
-        resolver: settings.resolver.clone(),
-        op_timeout: settings.op_timeout,
-        domain_timeout: settings.domain_timeout,
-        allow_private: settings.allow_private,
-        roots: settings.roots.clone(),
-        ehlo: settings.ehlo.clone(),
-        cache: settings.cache.clone(),
-    };
+    let mut s = settings.clone();
     if s.cache.is_none() {
         s.cache = Some(Arc::new(Mutex::new(Default::default())));
     }

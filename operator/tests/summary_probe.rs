@@ -54,34 +54,37 @@ const GOOD_POLICY: [&str; 4] = [
     "max_age: 604800",
 ];
 
-fn probe(spool: &Spool, extra: &[&str]) -> Value {
+/// Runs `summary --probe` against the world over `spool` (the window of its reports),
+/// with `extra` arguments.
+fn probe_run(spool: &Spool, extra: &[&str]) -> std::process::Output {
     let w = world();
+    let (since, until) = (iso(T0), iso(T0 + 10 * DAY));
     let mut a = vec![
         "summary",
-        "--format",
-        "json",
         "--spool",
         spool.dir.to_str().unwrap(),
         "--since",
-    ];
-    let (since, until) = (iso(T0), iso(T0 + 10 * DAY));
-    a.extend([
-        since.as_str(),
+        &since,
         "--until",
-        until.as_str(),
+        &until,
         "--probe",
         "--nameserver",
         "127.0.0.1",
-    ]);
-    a.extend([
         "--ca-file",
         w.ca.to_str().unwrap(),
         "--allow-private-addresses",
         "--timeout",
         "3",
-    ]);
+    ];
     a.extend_from_slice(extra);
-    let o = run(&a);
+    run(&a)
+}
+
+/// `summary --probe --format json`, exit 0.
+fn probe(spool: &Spool, extra: &[&str]) -> Value {
+    let mut a = vec!["--format", "json"];
+    a.extend_from_slice(extra);
+    let o = probe_run(spool, &a);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -297,26 +300,7 @@ fn verdicts_for_what_the_reports_said() {
     );
 
     // The table says the same in words.
-    let w = world();
-    let o = run(&[
-        "summary",
-        "--spool",
-        s.dir.to_str().unwrap(),
-        "--since",
-        &iso(T0),
-        "--until",
-        &iso(T0 + 10 * DAY),
-        "--probe",
-        "--nameserver",
-        "127.0.0.1",
-        "--ca-file",
-        w.ca.to_str().unwrap(),
-        "--allow-private-addresses",
-        "--timeout",
-        "3",
-        "--domain",
-        "expired-sts.plain.test",
-    ]);
+    let o = probe_run(&s, &["--domain", "expired-sts.plain.test"]);
     // Words, with the table's line wrapping undone.
     let text = stdout(&o).split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
@@ -366,31 +350,18 @@ fn only_counted_domains_are_probed() {
 #[test]
 #[ignore = "needs the probe world (Postfix, nginx, NSD, unbound)"]
 fn the_digest_carries_the_live_verdicts() {
-    let w = world();
     let t = tempfile::tempdir().unwrap();
     let s = Spool::new(t.path(), "spool");
     still_expired(&s, "d1");
-    let o = run(&[
-        "summary",
-        "--spool",
-        s.dir.to_str().unwrap(),
-        "--since",
-        &iso(T0),
-        "--until",
-        &iso(T0 + 10 * DAY),
-        "--probe",
-        "--nameserver",
-        "127.0.0.1",
-        "--ca-file",
-        w.ca.to_str().unwrap(),
-        "--allow-private-addresses",
-        "--timeout",
-        "3",
-        "--mail-to",
-        "digest@world.plain.test",
-        "--mail-from",
-        "tlsrpt@world.plain.test",
-    ]);
+    let o = probe_run(
+        &s,
+        &[
+            "--mail-to",
+            "digest@world.plain.test",
+            "--mail-from",
+            "tlsrpt@world.plain.test",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let mbox = std::path::Path::new("/var/mail/digest");
     let mut text = String::new();

@@ -23,6 +23,7 @@ const MAX_MX: usize = 16;
 const MAX_ADDRESSES: usize = 8;
 
 /// What to check and how.
+#[derive(Clone)]
 pub struct Settings {
     pub resolver: Resolver,
     pub op_timeout: Duration,
@@ -125,13 +126,7 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
     }
 
     // MTA-STS and every MX host, side by side.
-    let sts = Mutex::new((
-        Sts::default(),
-        Vec::new(),
-        Vec::new(),
-        None::<String>,
-        Vec::<String>::new(),
-    ));
+    let sts = Mutex::new(StsSeen::default());
     let mx_facts: Vec<Mutex<MxFacts>> = mx.iter().map(|_| Mutex::new(MxFacts::default())).collect();
     let tlsa_records: Vec<Mutex<Vec<dane::Record>>> =
         mx.iter().map(|_| Mutex::new(Vec::new())).collect();
@@ -254,12 +249,12 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
             }
         }
     }
-    let (mut sts, rec_f, pol_f, fetch_err, failed) =
-        sts.into_inner().expect("no panics while held");
-    facts.sts_record_findings = rec_f;
-    facts.sts_policy_findings = pol_f;
-    facts.sts_fetch_error = fetch_err;
-    facts.lookup_failed.extend(failed);
+    let seen = sts.into_inner().expect("no panics while held");
+    let mut sts = seen.sts;
+    facts.sts_record_findings = seen.record_findings;
+    facts.sts_policy_findings = seen.policy_findings;
+    facts.sts_fetch_error = seen.fetch_error;
+    facts.lookup_failed.extend(seen.lookup_failed);
     if let Some(p) = &sts.policy {
         for m in &mut mx {
             m.sts_pattern = mta_sts::covers(&p.mx, &m.host);
@@ -280,24 +275,22 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    tlsrpt_pipe::datetime::Timestamp::now().0
 }
 
-type StsSeen = (
-    Sts,
-    Vec<crate::txt_record::Finding>,
-    Vec<crate::txt_record::Finding>,
-    Option<String>,
-    Vec<String>,
-);
+/// What `observe_sts` saw: the document part and the facts the judgement needs.
+#[derive(Default)]
+struct StsSeen {
+    sts: Sts,
+    record_findings: Vec<crate::txt_record::Finding>,
+    policy_findings: Vec<crate::txt_record::Finding>,
+    fetch_error: Option<String>,
+    lookup_failed: Vec<String>,
+}
 
 /// The `_mta-sts` record and, when there is one, the policy.
 fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
-    let mut sts = Sts::default();
-    let mut failed = Vec::new();
+    let mut seen = StsSeen::default();
     let name = format!("_mta-sts.{domain}");
     // Parsed as sent (a tab is a separator), made safe only for showing.
     let txts: Vec<String> = match resolver.lookup(&name, RecordType::TXT) {
@@ -316,22 +309,19 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
             .collect(),
         Lookup::NxDomain { .. } | Lookup::NoData { .. } => Vec::new(),
         Lookup::Bogus(why) => {
-            return (
-                sts,
-                Vec::new(),
-                Vec::new(),
-                Some(format!(
-                    "the lookup of {name} fails DNSSEC validation: {why}"
-                )),
-                failed,
-            );
+            seen.fetch_error = Some(format!(
+                "the lookup of {name} fails DNSSEC validation: {why}"
+            ));
+            return seen;
         }
         Lookup::Failed(why) => {
-            failed.push(format!("{name} TXT: {why}"));
-            return (sts, Vec::new(), Vec::new(), None, failed);
+            seen.lookup_failed.push(format!("{name} TXT: {why}"));
+            return seen;
         }
     };
-    let (id, rec_f) = mta_sts::check_record(&txts);
+    let (id, record_findings) = mta_sts::check_record(&txts);
+    seen.record_findings = record_findings;
+    let sts = &mut seen.sts;
     sts.record = txts
         .iter()
         .filter(|t| {
@@ -344,7 +334,7 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
         .collect();
     sts.id = id;
     if sts.record.is_empty() {
-        return (sts, rec_f, Vec::new(), None, failed);
+        return seen;
     }
     // The policy host: resolved here, checked against the address policy, then fetched.
     let host = format!("mta-sts.{domain}");
@@ -357,10 +347,10 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
         } else {
             format!("{host} could not be resolved ({})", problems.join("; "))
         };
-        return (sts, rec_f, Vec::new(), Some(why), failed);
+        seen.fetch_error = Some(why);
+        return seen;
     }
     let mut fetch_err = None;
-    let mut pol_f = Vec::new();
     for (ip, _) in addrs.iter().take(MAX_ADDRESSES) {
         if let (Some(class), false) = (probe::refused(*ip), limits.allow_private) {
             fetch_err = Some(format!(
@@ -404,7 +394,7 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
                         ));
                     }
                     sts.policy = Some(policy);
-                    pol_f = f;
+                    seen.policy_findings = f;
                 }
                 break;
             }
@@ -418,7 +408,8 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
             }
         }
     }
-    (sts, rec_f, pol_f, fetch_err, failed)
+    seen.fetch_error = fetch_err;
+    seen
 }
 
 /// Port 25 of one address: SMTP, STARTTLS, TLS with SNI, and again without.
