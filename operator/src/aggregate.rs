@@ -151,7 +151,7 @@ pub const MAX_POLICIES: usize = 8;
 pub const MAX_POLICY_ORGS: usize = 8;
 
 impl PolicySeen {
-    fn add_org(&mut self, org: &str) {
+    pub(crate) fn add_org(&mut self, org: &str) {
         if self.organizations.len() < MAX_POLICY_ORGS
             && !self.organizations.iter().any(|o| &**o == org)
         {
@@ -161,7 +161,7 @@ impl PolicySeen {
 }
 
 impl ResultStats {
-    fn new(start: i64) -> ResultStats {
+    pub(crate) fn new(start: i64) -> ResultStats {
         ResultStats {
             failed: 0,
             reports: 0,
@@ -194,7 +194,7 @@ impl ResultStats {
     }
 
     /// The stats of one receiving MX host (`OTHER` beyond `MAX_MX`).
-    fn mx_entry(&mut self, host: &str) -> &mut MxStats {
+    pub(crate) fn mx_entry(&mut self, host: &str) -> &mut MxStats {
         let i = match self.mx.iter().position(|(h, _)| &**h == host) {
             Some(i) => i,
             None if self.mx.len() < MAX_MX => {
@@ -212,7 +212,7 @@ impl ResultStats {
         &mut self.mx[i].1
     }
 
-    fn add_uri(&mut self, u: &str) {
+    pub(crate) fn add_uri(&mut self, u: &str) {
         if self.info_uris.len() < MAX_URIS && !self.info_uris.iter().any(|x| &**x == u) {
             self.info_uris.push(u.into());
         }

@@ -9,7 +9,7 @@ use crate::cli::{
 };
 use crate::window::{self, Window};
 use crate::{
-    Failure, aggregate, check, check_domain, check_record, digest, export, load, metrics, record,
+    Failure, aggregate, check, check_domain, check_record, digest, export, facts, load, metrics,
     render, silence, spool, summary,
 };
 
@@ -367,21 +367,14 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
                     Failure::usage(format!("--db {m}"))
                 }
             })?;
-            let mut s = aggregate::Summary::new(
+            let s = db_summary(
+                store.as_mut(),
                 w,
-                a.select.domain.clone(),
+                &a.select.domain,
                 a.select.include_unauthenticated,
-            );
-            let mut skipped = spool::Skipped::default();
-            store
-                .records_since(
-                    &window::rfc3339(w.previous().since),
-                    &mut |json| match record::parse(json) {
-                        Ok(p) => s.add(&p),
-                        Err(_) => skipped.lines += 1,
-                    },
-                )
-                .map_err(|x| fail(x.msg))?;
+            )
+            .map_err(|x| fail(x.msg))?;
+            let skipped = spool::Skipped::default();
             (s, skipped, vec![std::path::PathBuf::from(db)])
         }
     };
@@ -430,6 +423,27 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
         SummaryFormat::Html => render::html::render(&doc),
     };
     write_stdout(&text)
+}
+
+/// The summary of a window from the database: the sums of its facts (crate::facts),
+/// one GROUP BY; memory follows the groups, not the reports.
+pub(crate) fn db_summary(
+    store: &mut dyn load::Store,
+    w: Window,
+    domains: &[String],
+    include_unauthenticated: bool,
+) -> Result<aggregate::Summary, load::DbError> {
+    let mut s = aggregate::Summary::new(w, domains.to_vec(), include_unauthenticated);
+    let q = facts::Query {
+        previous_since: w.previous().since,
+        since: w.since,
+        until: w.until,
+        domains: s.domains.clone(),
+    };
+    let mut b = facts::Builder::default();
+    store.figures(&q, &mut |g| b.apply(&mut s, g))?;
+    b.finish(&mut s);
+    Ok(s)
 }
 
 fn export_cmd(a: ExportArgs) -> Result<(), Failure> {

@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod digest;
 mod export;
+mod facts;
 mod live;
 mod load;
 mod metrics;

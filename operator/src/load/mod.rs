@@ -61,11 +61,44 @@ SELECT * FROM (
 WHERE rn = 1;
 "#;
 
+/// Schema version 4, the same SQL on SQLite and PostgreSQL: each report's figures as
+/// rows (crate::facts), which `summary --db`, `check --db` and `metrics --db` sum with
+/// one GROUP BY. Times are Unix seconds; rows go with their report (ON DELETE CASCADE,
+/// so a report deleted by prune, by hand or by parsedmarc takes its figures along).
+pub const SCHEMA_V4: &str = r#"
+CREATE TABLE tlsrpt_fact (
+    report_pk BIGINT NOT NULL REFERENCES smtp_tls_report(id) ON DELETE CASCADE,
+    end_at BIGINT NOT NULL,
+    start_at BIGINT NOT NULL,
+    authenticated BOOLEAN NOT NULL,
+    received_at BIGINT,
+    policy_domain TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    a TEXT,
+    b TEXT,
+    c TEXT,
+    n BIGINT NOT NULL,
+    n2 BIGINT NOT NULL);
+CREATE INDEX tlsrpt_fact_end_at ON tlsrpt_fact (end_at);
+CREATE INDEX tlsrpt_fact_report_pk ON tlsrpt_fact (report_pk);
+"#;
+
+/// Reports whose figures a migration to version 4 computes per round (from the
+/// records stored in `tlsrpt_report_meta`).
+pub const BACKFILL_BATCH: i64 = 1000;
+
+/// The figures of a stored record, for the migration to version 4.
+pub fn backfill_rows(record: &str) -> Option<rows::FactRows> {
+    crate::record::parse(record)
+        .ok()
+        .map(|p| rows::FactRows::new(&p))
+}
+
 /// Reports handed to the store at once (bounds memory: ~1,000 records).
 const BATCH: usize = 1000;
 
 /// The newest schema version; see each backend's `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Why a load stopped.
 #[derive(Debug)]
@@ -141,8 +174,13 @@ pub trait Store: Send {
     fn set_checkpoint(&mut self, spool: &str, file: &str, inode: u64, offset: u64) -> DbResult<()>;
     fn commit(&mut self) -> DbResult<()>;
     fn rollback(&mut self);
-    /// Records (as JSON lines) whose report ends after `after`, for `summary --db`.
-    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> DbResult<()>;
+    /// The sums of the facts of a window and the one before it (crate::facts::Group),
+    /// streamed: one GROUP BY in the database, one call per group.
+    fn figures(
+        &mut self,
+        q: &crate::facts::Query,
+        f: &mut dyn FnMut(crate::facts::Group),
+    ) -> DbResult<()>;
 }
 
 /// Opens the database of a `--db` value.

@@ -13,12 +13,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::config::SslMode;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Config, GenericClient, NoTls, Statement};
 use tlsrpt_pipe::datetime::Timestamp;
 
+use super::rows::FactRows;
 use super::tls::MakeRustls;
 use super::{DbError, DbResult, ReportRows, SCHEMA_VERSION, Store};
+use crate::facts::{Group, Query};
 
 /// A lock id for `pg_advisory_xact_lock` around migrations: "tlsrpt" in ASCII.
 const LOCK_ID: i64 = 0x746c_7372_7074;
@@ -37,7 +40,7 @@ const GATE: (i32, i32) = (0x7472, 0);
 /// (rows already stored stay as they are). A server without lz4 (built without it, or
 /// older than PostgreSQL 14) keeps pglz: the statement is run dynamically so that its
 /// error is caught, and the version still moves on.
-pub const MIGRATIONS: [&str; 3] = [
+pub const MIGRATIONS: [&str; 4] = [
     r#"
 CREATE TABLE IF NOT EXISTS smtp_tls_report (
     id BIGSERIAL PRIMARY KEY,
@@ -93,7 +96,84 @@ EXCEPTION WHEN feature_not_supported OR syntax_error OR invalid_parameter_value 
 END
 $$;
 "#,
+    super::SCHEMA_V4,
 ];
+
+/// The facts of stored reports (crate::facts) into `tlsrpt_fact`, with one binary COPY.
+fn copy_facts(c: &mut impl GenericClient, rows: &[(i64, &FactRows)]) -> DbResult<()> {
+    if rows.iter().all(|(_, f)| f.facts.is_empty()) {
+        return Ok(());
+    }
+    let mut w = BinaryCopyInWriter::new(
+        c.copy_in(
+            "COPY tlsrpt_fact (report_pk, end_at, start_at, authenticated, received_at, policy_domain,
+             kind, a, b, c, n, n2) FROM STDIN BINARY",
+        )
+        .map_err(e)?,
+        &[
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::BOOL,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+        ],
+    );
+    for (pk, f) in rows {
+        for x in &f.facts {
+            w.write(&[
+                pk,
+                &f.end_at,
+                &f.start_at,
+                &f.authenticated,
+                &f.received_at,
+                &x.domain,
+                &x.kind.letter(),
+                &x.a,
+                &x.b,
+                &x.c,
+                &x.n,
+                &x.n2,
+            ])
+            .map_err(e)?;
+        }
+    }
+    w.finish().map_err(e)?;
+    Ok(())
+}
+
+/// Version 4: the facts of the reports stored before it, from their records.
+fn backfill(tx: &mut postgres::Transaction) -> DbResult<()> {
+    let mut last = i64::MIN;
+    loop {
+        let batch: Vec<(i64, String)> = tx
+            .query(
+                "SELECT report_pk, record::text FROM tlsrpt_report_meta WHERE report_pk > $1
+                 ORDER BY report_pk LIMIT $2",
+                &[&last, &super::BACKFILL_BATCH],
+            )
+            .map_err(e)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let Some(&(pk, _)) = batch.last() else {
+            return Ok(());
+        };
+        last = pk;
+        let figures: Vec<(i64, FactRows)> = batch
+            .iter()
+            .filter_map(|(pk, rec)| super::backfill_rows(rec).map(|f| (*pk, f)))
+            .collect();
+        let refs: Vec<(i64, &FactRows)> = figures.iter().map(|(pk, f)| (*pk, f)).collect();
+        copy_facts(tx, &refs)?;
+    }
+}
 
 struct Statements {
     checkpoint: Statement,
@@ -150,6 +230,8 @@ pub struct Pg {
     config: Config,
     tls: Option<MakeRustls>,
     st: Option<Statements>,
+    /// The schema has `tlsrpt_fact` (version 4 or later; a test may migrate to less).
+    facts: bool,
 }
 
 fn e(x: postgres::Error) -> DbError {
@@ -280,6 +362,7 @@ impl Pg {
             config: cfg,
             tls,
             st: None,
+            facts: true,
         })
     }
 
@@ -339,7 +422,11 @@ impl Store for Pg {
                 &[&(i as i32 + 1)],
             )
             .map_err(e)?;
+            if i + 1 == 4 {
+                backfill(&mut tx)?;
+            }
         }
+        self.facts = target >= 4;
         tx.commit().map_err(e)
     }
 
@@ -391,6 +478,7 @@ impl Store for Pg {
             config: self.config.clone(),
             tls: self.tls.clone(),
             st: None,
+            facts: self.facts,
         })))
     }
 
@@ -593,6 +681,11 @@ impl Store for Pg {
             }
             w.finish().map_err(e)?;
         }
+        let figures: Vec<(i64, &FactRows)> =
+            stored.iter().map(|(id, r)| (*id, &r.figures)).collect();
+        if self.facts {
+            copy_facts(c, &figures)?;
+        }
         let new = stored.len() as u64;
         Ok((new, rows.len() as u64 - new))
     }
@@ -613,19 +706,56 @@ impl Store for Pg {
         let _ = self.client.batch_execute("ROLLBACK");
     }
 
-    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> DbResult<()> {
-        let rows = self
+    fn figures(&mut self, q: &Query, f: &mut dyn FnMut(Group)) -> DbResult<()> {
+        // Read in a snapshot the loads cannot change half-way; the rows stream.
+        let mut tx = self
             .client
-            .query(
-                "SELECT m.record::text FROM tlsrpt_report_meta m JOIN smtp_tls_report r ON r.id = m.report_pk
-                 WHERE r.end_date > $1::text::timestamptz ORDER BY m.report_pk",
-                &[&after],
-            )
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .start()
             .map_err(e)?;
-        for r in rows {
-            let s: String = r.get(0);
-            f(&s);
+        let params: [&(dyn ToSql + Sync); 4] = [&q.previous_since, &q.since, &q.until, &q.domains];
+        let mut rows = tx.query_raw(FIGURES, params).map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
+            let kind: String = r.get(3);
+            f(Group {
+                current: r.get(0),
+                authenticated: r.get(1),
+                domain: r.get(2),
+                kind: crate::facts::Kind::from_letter(&kind),
+                a: r.get(4),
+                b: r.get(5),
+                c: r.get(6),
+                day: r.get(7),
+                rows: n(8),
+                n: n(9),
+                n2: n(10),
+                first: r.get::<_, Option<i64>>(11).unwrap_or(0),
+                last: r.get::<_, Option<i64>>(12).unwrap_or(0),
+            });
         }
-        Ok(())
+        drop(rows);
+        tx.commit().map_err(e)
     }
 }
+
+/// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
+/// kind, keys), and the current window's Domain facts once more per UTC day of their
+/// report's start. $1 previous window's start, $2 current window's start, $3 its end,
+/// $4 the domains (empty: all).
+const FIGURES: &str = "
+SELECT end_at > $2, authenticated, policy_domain, kind, a, b, c, NULL::int8, count(*), sum(n)::int8,
+       sum(n2)::int8, min(start_at), max(start_at)
+FROM tlsrpt_fact
+WHERE end_at > $1 AND end_at <= $3 AND (end_at > $2 OR kind = 'D') AND kind NOT IN ('u', 'v')
+  AND (cardinality($4::text[]) = 0 OR policy_domain = ANY($4))
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+UNION ALL
+SELECT true, authenticated, policy_domain, 'D', NULL, NULL, NULL, start_at - (start_at % 86400 + 86400) % 86400,
+       count(*), sum(n)::int8, sum(n2)::int8, min(start_at), max(start_at)
+FROM tlsrpt_fact
+WHERE kind = 'D' AND end_at > $2 AND end_at <= $3
+  AND (cardinality($4::text[]) = 0 OR policy_domain = ANY($4))
+GROUP BY 2, 3, 8";

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use tlsrpt_pipe::datetime::Timestamp;
 
+use crate::facts::Fact;
 use crate::record::Parsed;
 
 /// Text safe for PostgreSQL (no NUL).
@@ -46,6 +47,41 @@ pub struct PolicyRow {
     pub details: Vec<DetailRow>,
 }
 
+/// The report's figures (`tlsrpt_fact`): see crate::facts.
+pub struct FactRows {
+    pub end_at: i64,
+    pub start_at: i64,
+    pub authenticated: bool,
+    pub received_at: Option<i64>,
+    pub facts: Vec<Fact>,
+}
+
+impl FactRows {
+    pub fn new(p: &Parsed) -> FactRows {
+        let r = &p.record;
+        FactRows {
+            end_at: p.end,
+            start_at: p.start,
+            authenticated: r.authenticated(),
+            received_at: r
+                .received_at
+                .as_deref()
+                .and_then(tlsrpt_pipe::datetime::parse)
+                .map(|(t, _)| t.0),
+            facts: crate::facts::facts(&r.report)
+                .into_iter()
+                .map(|f| Fact {
+                    domain: clean(&f.domain),
+                    a: f.a.as_deref().map(clean),
+                    b: f.b.as_deref().map(clean),
+                    c: f.c.as_deref().map(clean),
+                    ..f
+                })
+                .collect(),
+        }
+    }
+}
+
 pub struct ReportRows {
     pub organization_name: String,
     /// RFC 3339, UTC.
@@ -61,6 +97,7 @@ pub struct ReportRows {
     pub dkim_verdict: Option<String>,
     pub warnings: String,
     pub record: String,
+    pub figures: FactRows,
 }
 
 impl ReportRows {
@@ -123,6 +160,7 @@ impl ReportRows {
             dkim_verdict: opt(&r.authentication.verdict),
             warnings,
             record: record_json,
+            figures: FactRows::new(p),
         }
     }
 }

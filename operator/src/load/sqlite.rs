@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::rows::FactRows;
 use super::{DbError, DbResult, ReportRows, SCHEMA_VERSION, Store};
+use crate::facts::{Group, Query};
 
 /// Forward migrations; entry `i` takes a database from version `i` to `i + 1`
 /// (version 2 is shared with PostgreSQL: [`super::SCHEMA_V2`]).
 /// Version 1 is parsedmarc's tables (nearest SQLite types) plus ours; version 2 adds
 /// indexes and the once-per-report-and-domain view; version 3 changes PostgreSQL's
 /// compression of the record column only, and nothing here.
-pub const MIGRATIONS: [&str; 3] = [
+pub const MIGRATIONS: [&str; 4] = [
     r#"
 CREATE TABLE IF NOT EXISTS smtp_tls_report (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,10 +68,69 @@ CREATE TABLE tlsrpt_checkpoint (
 "#,
     super::SCHEMA_V2,
     "-- version 3: PostgreSQL's TOAST compression; nothing changes on SQLite",
+    super::SCHEMA_V4,
 ];
+
+/// The facts of one report (crate::facts) into `tlsrpt_fact`.
+fn insert_facts(c: &Connection, pk: i64, f: &FactRows) -> DbResult<()> {
+    let mut st = c
+        .prepare_cached(
+            "INSERT INTO tlsrpt_fact (report_pk, end_at, start_at, authenticated, received_at, policy_domain,
+             kind, a, b, c, n, n2) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .map_err(e)?;
+    for x in &f.facts {
+        st.execute(params![
+            pk,
+            f.end_at,
+            f.start_at,
+            f.authenticated,
+            f.received_at,
+            x.domain,
+            x.kind.letter(),
+            x.a,
+            x.b,
+            x.c,
+            x.n,
+            x.n2
+        ])
+        .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Version 4: the facts of the reports stored before it, from their records.
+fn backfill(c: &Connection) -> DbResult<()> {
+    let mut last = i64::MIN;
+    loop {
+        let batch: Vec<(i64, String)> = c
+            .prepare(
+                "SELECT report_pk, record FROM tlsrpt_report_meta WHERE report_pk > ?1
+                 ORDER BY report_pk LIMIT ?2",
+            )
+            .map_err(e)?
+            .query_map(params![last, super::BACKFILL_BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(e)?
+            .collect::<Result<_, _>>()
+            .map_err(e)?;
+        let Some(&(pk, _)) = batch.last() else {
+            return Ok(());
+        };
+        last = pk;
+        for (pk, record) in &batch {
+            if let Some(f) = super::backfill_rows(record) {
+                insert_facts(c, *pk, &f)?;
+            }
+        }
+    }
+}
 
 pub struct Sqlite {
     conn: Connection,
+    /// The schema has `tlsrpt_fact` (version 4 or later; a test may migrate to less).
+    facts: bool,
 }
 
 fn e(x: rusqlite::Error) -> DbError {
@@ -101,7 +162,7 @@ impl Sqlite {
                 Err(x) => return Err(e(x).msg),
             }
         }
-        Ok(Sqlite { conn })
+        Ok(Sqlite { conn, facts: true })
     }
 }
 
@@ -152,7 +213,11 @@ impl Store for Sqlite {
                 params![i as i64 + 1],
             )
             .map_err(e)?;
+            if i + 1 == 4 {
+                backfill(&tx)?;
+            }
         }
+        self.facts = target_version() >= 4;
         tx.commit().map_err(e)
     }
 
@@ -261,6 +326,9 @@ impl Store for Sqlite {
         .map_err(e)?
         .execute(params![id, r.dedup_key, r.received_at.map(|t| t.rfc3339()), r.source_spool, r.dkim_verdict, r.warnings, r.record])
         .map_err(e)?;
+        if self.facts {
+            insert_facts(c, id, &r.figures)?;
+        }
         Ok(true)
     }
 
@@ -284,19 +352,58 @@ impl Store for Sqlite {
         let _ = self.conn.execute_batch("ROLLBACK");
     }
 
-    fn records_since(&mut self, after: &str, f: &mut dyn FnMut(&str)) -> DbResult<()> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT m.record FROM tlsrpt_report_meta m JOIN smtp_tls_report r ON r.id = m.report_pk
-                 WHERE r.end_date > ?1 ORDER BY m.report_pk",
-            )
+    fn figures(&mut self, q: &Query, f: &mut dyn FnMut(Group)) -> DbResult<()> {
+        let domains = serde_json::to_string(&q.domains).expect("strings");
+        let mut st = self.conn.prepare(FIGURES).map_err(e)?;
+        let mut rows = st
+            .query(params![
+                q.previous_since,
+                q.since,
+                q.until,
+                q.domains.len() as i64,
+                domains
+            ])
             .map_err(e)?;
-        let mut rows = st.query(params![after]).map_err(e)?;
-        while let Some(row) = rows.next().map_err(e)? {
-            let s: String = row.get(0).map_err(e)?;
-            f(&s);
+        while let Some(r) = rows.next().map_err(e)? {
+            let n = |i: usize| -> rusqlite::Result<u64> {
+                Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+            };
+            let kind: String = r.get(3).map_err(e)?;
+            f(Group {
+                current: r.get::<_, i64>(0).map_err(e)? != 0,
+                authenticated: r.get::<_, i64>(1).map_err(e)? != 0,
+                domain: r.get(2).map_err(e)?,
+                kind: crate::facts::Kind::from_letter(&kind),
+                a: r.get(4).map_err(e)?,
+                b: r.get(5).map_err(e)?,
+                c: r.get(6).map_err(e)?,
+                day: r.get(7).map_err(e)?,
+                rows: n(8).map_err(e)?,
+                n: n(9).map_err(e)?,
+                n2: n(10).map_err(e)?,
+                first: r.get::<_, Option<i64>>(11).map_err(e)?.unwrap_or(0),
+                last: r.get::<_, Option<i64>>(12).map_err(e)?.unwrap_or(0),
+            });
         }
         Ok(())
     }
 }
+
+/// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
+/// kind, keys), and the current window's Domain facts once more per UTC day of their
+/// report's start. ?1 previous window's start, ?2 current window's start, ?3 its end,
+/// ?4 how many domains ?5 (a JSON array) holds.
+const FIGURES: &str = "
+SELECT end_at > ?2, authenticated, policy_domain, kind, a, b, c, NULL, count(*), sum(n), sum(n2),
+       min(start_at), max(start_at)
+FROM tlsrpt_fact
+WHERE end_at > ?1 AND end_at <= ?3 AND (end_at > ?2 OR kind = 'D') AND kind NOT IN ('u', 'v')
+  AND (?4 = 0 OR policy_domain IN (SELECT value FROM json_each(?5)))
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+UNION ALL
+SELECT 1, authenticated, policy_domain, 'D', NULL, NULL, NULL, start_at - (start_at % 86400 + 86400) % 86400,
+       count(*), sum(n), sum(n2), min(start_at), max(start_at)
+FROM tlsrpt_fact
+WHERE kind = 'D' AND end_at > ?2 AND end_at <= ?3
+  AND (?4 = 0 OR policy_domain IN (SELECT value FROM json_each(?5)))
+GROUP BY 2, 3, 8";
