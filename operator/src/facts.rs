@@ -302,7 +302,7 @@ pub fn facts(report: &Report) -> Vec<Fact> {
 }
 
 /// A sum of facts from the database: one group of (window, DKIM, domain, kind, keys),
-/// or with `day` set, a [`Kind::Domain`] group of one UTC day (keys empty).
+/// for [`Kind::Domain`] in the current window also of one UTC day (`day`).
 #[derive(Debug, Clone, Default)]
 pub struct Group {
     /// In the current window (otherwise the previous one: sessions only).
@@ -313,7 +313,7 @@ pub struct Group {
     pub a: Option<String>,
     pub b: Option<String>,
     pub c: Option<String>,
-    /// The UTC day (its start) of a per-day group.
+    /// The UTC day (its start) of a current window's Domain group.
     pub day: Option<i64>,
     /// Facts summed: for one-per-report kinds, the number of reports.
     pub rows: u64,
@@ -333,6 +333,10 @@ pub struct Query {
     pub until: i64,
     /// Domain keys (aggregate::domain_key); empty means every domain.
     pub domains: Vec<String>,
+    /// (index, of): only the domains of this share, when the work is split over `of`
+    /// connections (PostgreSQL, by a hash of the domain: every group of a domain is in
+    /// one share, so shares merge as disjoint tallies). SQLite reads with one.
+    pub share: (u32, u32),
 }
 
 /// Per domain: the sending IPs of the domain and of each (result type, MX), summed as
@@ -382,15 +386,11 @@ impl Builder {
         let slot = (g.authenticated || s.include_unauthenticated, g.current);
         let tally = tally(s, slot);
         let sessions_only = tally.sessions_only;
-        if let Some(day) = g.day {
-            if !sessions_only {
-                let d = tally.domains.entry(g.domain).or_default();
-                d.daily.add(day, g.n, g.n2);
-            }
-            return;
-        }
         let Some(kind) = g.kind else { return };
         let d: &mut DomainStats = tally.domains.entry(g.domain.clone()).or_default();
+        if let (Some(day), false) = (g.day, sessions_only) {
+            d.daily.add(day, g.n, g.n2);
+        }
         let a = g.a.as_deref().unwrap_or("");
         let b = g.b.as_deref().unwrap_or("");
         match kind {

@@ -715,7 +715,21 @@ impl Store for Pg {
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .start()
             .map_err(e)?;
-        let params: [&(dyn ToSql + Sync); 4] = [&q.previous_since, &q.since, &q.until, &q.domains];
+        // The groups are few next to the facts, but the planner cannot tell (the keys
+        // are correlated) and sorts a year's facts on disk: hashed in 64 MiB they took
+        // 2.3 s instead of 5.1 s (200,000 reports, PostgreSQL 15). Both settings last
+        // until this transaction ends.
+        tx.batch_execute("SET LOCAL work_mem = '64MB'; SET LOCAL enable_sort = off")
+            .map_err(e)?;
+        let (index, of) = (q.share.0 as i32, q.share.1.max(1) as i32);
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &q.previous_since,
+            &q.since,
+            &q.until,
+            &q.domains,
+            &of,
+            &index,
+        ];
         let mut rows = tx.query_raw(FIGURES, params).map_err(e)?;
         while let Some(r) = rows.next().map_err(e)? {
             let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
@@ -742,20 +756,15 @@ impl Store for Pg {
 }
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
-/// kind, keys), and the current window's Domain facts once more per UTC day of their
-/// report's start. $1 previous window's start, $2 current window's start, $3 its end,
-/// $4 the domains (empty: all).
+/// kind, keys), the current window's Domain facts also per UTC day of their report's
+/// start. One scan, hashed (see `figures`). $1 previous window's start, $2 current window's start, $3 its end,
+/// $4 the domains (empty: all), $5 and $6 the share of the domains (see `Query`).
 const FIGURES: &str = "
-SELECT end_at > $2, authenticated, policy_domain, kind, a, b, c, NULL::int8, count(*), sum(n)::int8,
-       sum(n2)::int8, min(start_at), max(start_at)
+SELECT end_at > $2, authenticated, policy_domain, kind, a, b, c,
+       CASE WHEN kind = 'D' AND end_at > $2 THEN start_at - (start_at % 86400 + 86400) % 86400 END,
+       count(*), sum(n)::int8, sum(n2)::int8, min(start_at), max(start_at)
 FROM tlsrpt_fact
 WHERE end_at > $1 AND end_at <= $3 AND (end_at > $2 OR kind = 'D') AND kind NOT IN ('u', 'v')
   AND (cardinality($4::text[]) = 0 OR policy_domain = ANY($4))
-GROUP BY 1, 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT true, authenticated, policy_domain, 'D', NULL, NULL, NULL, start_at - (start_at % 86400 + 86400) % 86400,
-       count(*), sum(n)::int8, sum(n2)::int8, min(start_at), max(start_at)
-FROM tlsrpt_fact
-WHERE kind = 'D' AND end_at > $2 AND end_at <= $3
-  AND (cardinality($4::text[]) = 0 OR policy_domain = ANY($4))
-GROUP BY 2, 3, 8";
+  AND ($5 = 1 OR (hashtext(policy_domain) & 2147483647) % $5 = $6)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8";

@@ -390,20 +390,14 @@ impl Store for Sqlite {
 }
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
-/// kind, keys), and the current window's Domain facts once more per UTC day of their
-/// report's start. ?1 previous window's start, ?2 current window's start, ?3 its end,
+/// kind, keys), the current window's Domain facts also per UTC day of their report's
+/// start. ?1 previous window's start, ?2 current window's start, ?3 its end,
 /// ?4 how many domains ?5 (a JSON array) holds.
 const FIGURES: &str = "
-SELECT end_at > ?2, authenticated, policy_domain, kind, a, b, c, NULL, count(*), sum(n), sum(n2),
-       min(start_at), max(start_at)
+SELECT end_at > ?2, authenticated, policy_domain, kind, a, b, c,
+       CASE WHEN kind = 'D' AND end_at > ?2 THEN start_at - (start_at % 86400 + 86400) % 86400 END,
+       count(*), sum(n), sum(n2), min(start_at), max(start_at)
 FROM tlsrpt_fact
 WHERE end_at > ?1 AND end_at <= ?3 AND (end_at > ?2 OR kind = 'D') AND kind NOT IN ('u', 'v')
   AND (?4 = 0 OR policy_domain IN (SELECT value FROM json_each(?5)))
-GROUP BY 1, 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT 1, authenticated, policy_domain, 'D', NULL, NULL, NULL, start_at - (start_at % 86400 + 86400) % 86400,
-       count(*), sum(n), sum(n2), min(start_at), max(start_at)
-FROM tlsrpt_fact
-WHERE kind = 'D' AND end_at > ?2 AND end_at <= ?3
-  AND (?4 = 0 OR policy_domain IN (SELECT value FROM json_each(?5)))
-GROUP BY 2, 3, 8";
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8";
