@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli::{
     CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs,
-    ExportFormat, LoadArgs, MetricsArgs, PruneArgs, RecordFormat, Select, SummaryArgs, SummaryFormat,
+    ExportFormat, LoadArgs, MetricsArgs, PruneArgs, RecordFormat, Select, SummaryArgs,
+    SummaryFormat,
 };
 use crate::window::{self, Window};
 use crate::{

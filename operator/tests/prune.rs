@@ -163,7 +163,11 @@ fn fixture() -> Fixture {
     // recent half, a temporary file and other names stay.
     let q = sp.dir.join("quarantine");
     for (name, bytes, days) in [
-        ("20241001T000000Z.11.000000001.eml", &b"From: a\n\nold\n"[..], 50),
+        (
+            "20241001T000000Z.11.000000001.eml",
+            &b"From: a\n\nold\n"[..],
+            50,
+        ),
         ("20241001T000000Z.11.000000001.json", b"{\"why\":1}\n", 50),
         ("20241002T000000Z.12.000000002.json", b"{}\n", 50),
     ] {
@@ -389,7 +393,10 @@ fn db_guard_keeps_what_is_not_loaded_and_forgets_checkpoints() {
 
     // Loaded completely, they go too, with their checkpoints.
     let l = load(&db, &sp.dir);
-    assert!(l.starts_with("loaded 2 new reports (0 already stored)"), "{l}");
+    assert!(
+        l.starts_with("loaded 2 new reports (0 already stored)"),
+        "{l}"
+    );
     let rows = reports(&dbp);
     assert_eq!(rows, 6);
     let o = prune(&["--older-than", "30d", "--spool", &spool, "--db", &db]);
@@ -404,12 +411,18 @@ fn db_guard_keeps_what_is_not_loaded_and_forgets_checkpoints() {
 
     // A load after the prune reloads nothing and misses nothing.
     let l = load(&db, &sp.dir);
-    assert!(l.starts_with("loaded 0 new reports (0 already stored)"), "{l}");
+    assert!(
+        l.starts_with("loaded 0 new reports (0 already stored)"),
+        "{l}"
+    );
     sp.put(&rec("n1", 0, 1));
     sp.put(&rec("n2", 0, 1));
     sp.put(&rec("n3", 3, 4)); // appended to the recent day file
     let l = load(&db, &sp.dir);
-    assert!(l.starts_with("loaded 3 new reports (0 already stored)"), "{l}");
+    assert!(
+        l.starts_with("loaded 3 new reports (0 already stored)"),
+        "{l}"
+    );
     assert_eq!(reports(&dbp), rows + 3);
     assert_eq!(reports(&dbp), 9);
 }
@@ -542,7 +555,11 @@ fn deliveries_during_prunes_lose_nothing() {
         let p = sp.dir.join(day_name(today() - (100 + runs) * DAY));
         sp.append_raw(
             p.file_name().unwrap().to_str().unwrap(),
-            format!("{}\n", rec(&format!("older-{runs}"), 100 + runs, 101 + runs)).as_bytes(),
+            format!(
+                "{}\n",
+                rec(&format!("older-{runs}"), 100 + runs, 101 + runs)
+            )
+            .as_bytes(),
         );
         if let Some(u) = uid {
             std::os::unix::fs::chown(&p, Some(u), Some(u)).unwrap();
@@ -550,6 +567,7 @@ fn deliveries_during_prunes_lose_nothing() {
         old.push(p);
     }
     deliver.join().unwrap();
+    eprintln!("{runs} prunes during {N} deliveries");
     assert!(runs >= 2, "the deliveries ended before a second prune");
     for p in &old {
         assert!(!p.exists(), "{} still there", p.display());

@@ -37,12 +37,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::Failure;
 use crate::cli::PruneArgs;
 use crate::commands::TEMPFAIL;
 use crate::load::{self, Store};
 use crate::spool::{DayFile, Share, Skipped};
 use crate::window::{self, DAY};
-use crate::Failure;
 use spool::{Dir, Stat};
 
 /// The youngest cut accepted, and the age below which a day file is never removed.
@@ -94,6 +94,14 @@ struct Message {
     files: Vec<(String, Stat)>,
 }
 
+/// The files of one quarantined message found so far; `keep` when one of them is
+/// recent (or cannot be judged), which keeps them all.
+#[derive(Default)]
+struct Stem {
+    files: Vec<(String, Stat)>,
+    keep: bool,
+}
+
 /// A duplicate marker in `fans[fan]`.
 struct Marker {
     fan: usize,
@@ -142,7 +150,7 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
             "nothing to prune: give --spool DIR (and/or --db URL)",
         ));
     }
-    let mut out = Out::default();
+    let mut out = Out;
     let mut t = Totals::default();
     // Every spool is opened and checked before anything is removed.
     let mut spools = Vec::new();
@@ -168,10 +176,13 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
         Some(url) => Some(open_db(url)?),
         None => None,
     };
-    // The database side goes here: once operator/src/prune/db.rs exists, it deletes
-    // the rows of reports older than the cut (dry run: counts them), e.g.
-    // `db::prune(db.store.as_mut(), cut.at, a.dry_run, &mut out)`, for `--db` with or
-    // without `--spool` (then "nothing to prune" above asks for neither).
+    // ---- DATABASE SIDE (operator/src/prune/db.rs, not written yet) ----
+    // Here, with `db` open (and before or after the spools, as db.rs decides), the rows
+    // of reports older than the cut are deleted (dry run: only counted), e.g.
+    // `db::prune(db.store.as_mut(), cut.at, a.dry_run, &mut out)?`, adding its counts to
+    // the total line. Then `--db URL` alone is a target too: relax the "nothing to
+    // prune" check above to `a.spool.is_empty() && a.db.is_none()`.
+    // ---- end of the database side ----
     if a.verbose {
         eprintln!(
             "tlsrpt: prune: cut {}: day files before {}, quarantine and markers older than the cut",
@@ -189,12 +200,18 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
             ),
             None => None,
         };
-        let plan = plan(d, &cut, &mut t, |name, stat, complete| {
-            let (Some(cps), Some(db)) = (&checkpoints, &db) else {
-                return None;
-            };
-            (!loaded(cps.get(name).copied(), stat, complete)).then(|| not_loaded(d, &db.url))
-        }, &mut out);
+        let plan = plan(
+            d,
+            &cut,
+            &mut t,
+            |name, stat, complete| {
+                let (Some(cps), Some(db)) = (&checkpoints, &db) else {
+                    return None;
+                };
+                (!loaded(cps.get(name).copied(), stat, complete)).then(|| not_loaded(d, &db.url))
+            },
+            &mut out,
+        );
         let before = (t.days, t.messages, t.markers, t.bytes);
         if a.dry_run {
             dry(d, &plan, &mut t, &mut out);
@@ -217,7 +234,10 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
         t.days, t.messages, t.markers
     );
     if a.dry_run {
-        out.line(&format!("would remove {what}: {} bytes would be freed", t.bytes));
+        out.line(&format!(
+            "would remove {what}: {} bytes would be freed",
+            t.bytes
+        ));
     } else {
         out.line(&format!("removed {what}: {} bytes freed", t.bytes));
     }
@@ -378,24 +398,24 @@ fn plan_quarantine(d: &Dir, cut: &Cut, t: &mut Totals, p: &mut Plan) {
         }
     };
     // NAME → its files; a message goes only when all of them are old.
-    let mut by_stem: BTreeMap<&str, (Vec<(String, Stat)>, bool)> = BTreeMap::new();
+    let mut by_stem: BTreeMap<&str, Stem> = BTreeMap::new();
     for name in &names {
         let Some((stem, _)) = spool::quarantine_name(name) else {
             continue;
         };
         let entry = by_stem.entry(stem).or_default();
         match q.stat(name) {
-            Ok(Some(s)) if s.regular && s.mtime < cut.at => entry.0.push((name.clone(), s)),
+            Ok(Some(s)) if s.regular && s.mtime < cut.at => entry.files.push((name.clone(), s)),
             Ok(None) => {}
-            Ok(Some(_)) => entry.1 = true, // recent, or not a regular file: keep the message
+            Ok(Some(_)) => entry.keep = true, // recent, or not a regular file: keep the message
             Err(e) => {
                 crate::spool::warn(&format!("{}: cannot stat: {e}", q.shown(name)));
                 t.failures += 1;
-                entry.1 = true;
+                entry.keep = true;
             }
         }
     }
-    for (_, (mut files, keep)) in by_stem {
+    for (_, Stem { mut files, keep }) in by_stem {
         if keep || files.is_empty() {
             continue;
         }
@@ -695,7 +715,6 @@ fn sync(dir: &Dir, t: &mut Totals) {
 }
 
 /// stdout, line by line (a long run shows its progress); a closed pipe is ignored.
-#[derive(Default)]
 struct Out;
 
 impl Out {
@@ -721,7 +740,10 @@ mod tests {
         assert!(Cut::new("1d", now).is_err());
         assert!(Cut::new("47h", now).is_err());
         let c = Cut::new("2d", now).unwrap();
-        assert_eq!((c.at, c.day, c.yesterday), (98 * DAY + 3600, 98 * DAY, 99 * DAY));
+        assert_eq!(
+            (c.at, c.day, c.yesterday),
+            (98 * DAY + 3600, 98 * DAY, 99 * DAY)
+        );
         assert!(Cut::new("1970-01-02", now).is_ok());
         assert_eq!(Cut::new("x", now).unwrap_err().status, 2);
     }
