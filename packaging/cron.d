@@ -1,7 +1,7 @@
 # /etc/cron.d/tlsrpt: the operator jobs of tlsrpt(1), all off until you remove the "#"
 # (or use the systemd timers in /lib/systemd/system/tlsrpt-*.timer instead).
-# They run as tlsrpt, which can read the spool. This file is a conffile: your changes
-# survive upgrades.
+# They run as tlsrpt, which can read the spool (and owns it: prune removes from it).
+# This file is a conffile: your changes survive upgrades.
 #
 # Load new reports into the database (default sqlite:///var/lib/tlsrpt/tlsrpt.db).
 #*/5 * * * *  tlsrpt  /usr/bin/tlsrpt load
@@ -12,6 +12,11 @@
 #
 # The weekly digest, Mondays 07:00.
 #0 7 * * 1    tlsrpt  /usr/bin/tlsrpt summary --since 7d --mail-to postmaster@localhost
+#
+# Remove what is older than 400 days from the spool, Sundays 04:30: day files the
+# database has loaded completely, quarantined messages, duplicate markers. Run it once by
+# hand with --dry-run first (sudo -u tlsrpt tlsrpt prune ... --dry-run lists what would go).
+#30 4 * * 0   tlsrpt  /usr/bin/tlsrpt prune --older-than 400d --spool /var/spool/tlsrpt --db sqlite:///var/lib/tlsrpt/tlsrpt.db
 #
 # Fetch reports from an IMAP mailbox (rc files: /usr/share/doc/tlsrpt-pipe/examples/
 # fetchmail/ and getmail/; one of the two). fetchmail exits 1 when there was no mail.

@@ -41,6 +41,10 @@ pub enum Command {
     /// records, the policy, every MX address (STARTTLS, TLS, certificate with and without
     /// SNI), DANE. Exit 0 no problem, 1 warnings, 2 errors, 3 could not check.
     CheckDomain(CheckDomainArgs),
+    /// Remove old day files, quarantined messages and duplicate markers from spools
+    /// (with --db, only day files the database has loaded completely). Run as the
+    /// spool's owner. Exit 1 something could not be removed, 75 database unreachable.
+    Prune(PruneArgs),
 }
 
 /// Spools and the report window, shared by the commands that read reports.
@@ -315,4 +319,30 @@ pub struct LoadArgs {
 
 fn default_jobs() -> u16 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u16)
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove what is older than this: a duration back from now (400d, 60w) or an RFC 3339
+    /// date. At least 2 days ago.
+    #[arg(long, value_name = "WHEN")]
+    pub older_than: String,
+
+    /// Spool directory to prune (repeatable). No default: pruning removes files, so the
+    /// targets are named.
+    #[arg(long, value_name = "DIR")]
+    pub spool: Vec<PathBuf>,
+
+    /// Remove a day file only if this database (filled by `tlsrpt load`) has loaded it
+    /// completely, then forget its load checkpoint.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+
+    /// Change nothing: list what would be removed, and the space it would free.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Say more (the cut, each spool's counts) on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
 }

@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli::{
     CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs,
-    ExportFormat, LoadArgs, MetricsArgs, RecordFormat, Select, SummaryArgs, SummaryFormat,
+    ExportFormat, LoadArgs, MetricsArgs, PruneArgs, RecordFormat, Select, SummaryArgs,
+    SummaryFormat,
 };
 use crate::window::{self, Window};
 use crate::{
@@ -22,11 +23,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::CheckRecord(a) => check_record_cmd(a),
         Command::CheckDomain(a) => check_domain_cmd(a),
         Command::Load(a) => load_cmd(a),
+        Command::Prune(a) => prune_cmd(a),
     }
 }
 
+fn prune_cmd(a: PruneArgs) -> Result<(), Failure> {
+    crate::prune::run(&a, now())
+}
+
 /// EX_TEMPFAIL: the database could not be reached; the next run catches up.
-const TEMPFAIL: u8 = 75;
+pub(crate) const TEMPFAIL: u8 = 75;
 
 fn load_cmd(a: LoadArgs) -> Result<(), Failure> {
     let map = |e: load::LoadError| match e {

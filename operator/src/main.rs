@@ -19,6 +19,7 @@ mod live;
 mod load;
 mod metrics;
 mod probe;
+mod prune;
 mod record;
 mod render;
 mod silence;

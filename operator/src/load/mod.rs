@@ -172,6 +172,9 @@ pub trait Store: Send {
         Ok(n)
     }
     fn set_checkpoint(&mut self, spool: &str, file: &str, inode: u64, offset: u64) -> DbResult<()>;
+    /// Deletes the checkpoint of one file (`tlsrpt prune`, after removing the file; in
+    /// the file's transaction, see [`Store::begin`]).
+    fn forget_checkpoint(&mut self, spool: &str, file: &str) -> DbResult<()>;
     fn commit(&mut self) -> DbResult<()>;
     fn rollback(&mut self);
     /// The sums of the facts of a window and the one before it (crate::facts::Group),

@@ -698,6 +698,16 @@ impl Store for Pg {
         Ok(())
     }
 
+    fn forget_checkpoint(&mut self, spool: &str, file: &str) -> DbResult<()> {
+        self.client
+            .execute(
+                "DELETE FROM tlsrpt_checkpoint WHERE spool = $1 AND file = $2",
+                &[&spool, &file],
+            )
+            .map_err(e)?;
+        Ok(())
+    }
+
     fn commit(&mut self) -> DbResult<()> {
         self.client.batch_execute("COMMIT").map_err(e)
     }

@@ -344,6 +344,15 @@ impl Store for Sqlite {
         Ok(())
     }
 
+    fn forget_checkpoint(&mut self, spool: &str, file: &str) -> DbResult<()> {
+        self.conn
+            .prepare_cached("DELETE FROM tlsrpt_checkpoint WHERE spool = ?1 AND file = ?2")
+            .map_err(e)?
+            .execute(params![spool, file])
+            .map_err(e)?;
+        Ok(())
+    }
+
     fn commit(&mut self) -> DbResult<()> {
         self.conn.execute_batch("COMMIT").map_err(e)
     }
