@@ -154,8 +154,13 @@ pub struct MetricsArgs {
     pub textfile: PathBuf,
 
     /// State of the incremental runs (default: TEXTFILE.state).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "db")]
     pub state: Option<PathBuf>,
+
+    /// Count from this database (filled by `tlsrpt load` from every MX) instead of the
+    /// spools: all-time sums computed by the database, no state file.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 
     /// Only this policy domain (repeatable).
     #[arg(long, value_name = "DOMAIN")]
@@ -209,6 +214,11 @@ pub struct CheckArgs {
     /// Count reports without a trusted DKIM pass as well.
     #[arg(long)]
     pub include_unauthenticated: bool,
+
+    /// Judge from this database (filled by `tlsrpt load` from every MX) instead of the
+    /// spools; an unreachable database is UNKNOWN.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -333,10 +343,16 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DIR")]
     pub spool: Vec<PathBuf>,
 
-    /// Remove a day file only if this database (filled by `tlsrpt load`) has loaded it
-    /// completely, then forget its load checkpoint.
+    /// Also remove this database's reports older than the cut (filled by `tlsrpt load`),
+    /// and remove a spool's day file only if the database has loaded it completely
+    /// (then forget its load checkpoint).
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
+
+    /// With --spool and --db: keep the database's rows; use it only to check what was
+    /// loaded (the database keeps a longer history than the spools).
+    #[arg(long)]
+    pub keep_rows: bool,
 
     /// Change nothing: list what would be removed, and the space it would free.
     #[arg(short = 'n', long)]

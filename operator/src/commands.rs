@@ -182,7 +182,48 @@ pub(crate) fn probe_settings(
     })
 }
 
+/// Opens a `--db` for reading: unreachable is temporary (75), a bad URL is usage (2).
+fn open_db(db: &str) -> Result<Box<dyn load::Store>, Failure> {
+    let mut store = load::open(db).map_err(|e| match e {
+        load::LoadError::Database(m) => Failure {
+            status: TEMPFAIL,
+            message: m,
+        },
+        load::LoadError::NoSpool(m) | load::LoadError::Usage(m) => {
+            Failure::usage(format!("--db {m}"))
+        }
+    })?;
+    // Reading needs the figures of schema version 4; only `tlsrpt load` (which has the
+    // right to write) creates or upgrades the schema.
+    let v = store.version().map_err(|e| Failure {
+        status: TEMPFAIL,
+        message: e.msg,
+    })?;
+    if v < load::SCHEMA_VERSION {
+        return Err(Failure::failed(format!(
+            "{db}: database schema version {v}, this tlsrpt reads version {}: run `tlsrpt load --db ...` once to create or upgrade it",
+            load::SCHEMA_VERSION
+        )));
+    }
+    Ok(store)
+}
+
 fn metrics_cmd(a: MetricsArgs) -> Result<(), Failure> {
+    if let Some(db) = &a.db {
+        let mut store = open_db(db)?;
+        return metrics::run_db(
+            store.as_mut(),
+            &a.spool,
+            &a.textfile,
+            &a.domain,
+            a.include_unauthenticated,
+            now(),
+        )
+        .map_err(|m| Failure {
+            status: TEMPFAIL,
+            message: m,
+        });
+    }
     let state = a.state.clone().unwrap_or_else(|| {
         let mut s = a.textfile.as_os_str().to_owned();
         s.push(".state");
@@ -239,31 +280,56 @@ fn check_cmd(a: CheckArgs) -> Result<(), Failure> {
     let horizon = (now - CHECK_HISTORY)
         .min(w.previous().since)
         .min(now - max_silence.unwrap_or(0) - 2 * window::DAY);
-    let mut s = aggregate::Summary::new(w, domains.clone(), a.include_unauthenticated);
     let mut h = silence::History::default();
     let mut skipped = spool::Skipped::default();
-    let mut errors = Vec::new();
-    let first_day = horizon.div_euclid(window::DAY) * window::DAY - window::DAY;
-    let readable = spool::each_record(&a.spool, first_day, &mut skipped, &mut errors, |p| {
-        s.add(p);
-        if p.record.authenticated() || a.include_unauthenticated {
-            let org = p
-                .record
-                .report
-                .organization_name
-                .as_deref()
-                .unwrap_or("(unknown)");
-            for (d, _) in aggregate::by_domain(&p.record.report) {
-                if domains.is_empty() || domains.contains(&d) {
-                    h.add(&d, org, p.start, p.end);
-                }
-            }
+    let s = match &a.db {
+        Some(db) => {
+            // From the database: the window's figures, and the reporters' history.
+            let unknown_db = |m: String| unknown(format!("{db}: {m}"));
+            let mut store = open_db(db).map_err(|f| unknown_db(f.message))?;
+            let s = db_summary(store.as_mut(), w, &domains, a.include_unauthenticated)
+                .map_err(|e| unknown_db(e.msg))?;
+            store
+                .history(horizon - window::DAY, &mut |t| {
+                    let counted = t.authenticated || a.include_unauthenticated;
+                    if counted
+                        && (domains.is_empty() || domains.contains(&t.domain))
+                        && let Some(day) = t.day
+                    {
+                        h.add(&t.domain, &t.b, day, t.last_end);
+                    }
+                })
+                .map_err(|e| unknown_db(e.msg))?;
+            s
         }
-    });
-    if readable < a.spool.len() {
-        // An unreadable spool hides reports: the check cannot decide.
-        return Err(unknown(format!("cannot read spool: {}", errors.join("; "))));
-    }
+        None => {
+            let mut s = aggregate::Summary::new(w, domains.clone(), a.include_unauthenticated);
+            let mut errors = Vec::new();
+            let first_day = horizon.div_euclid(window::DAY) * window::DAY - window::DAY;
+            let readable =
+                spool::each_record(&a.spool, first_day, &mut skipped, &mut errors, |p| {
+                    s.add(p);
+                    if p.record.authenticated() || a.include_unauthenticated {
+                        let org = p
+                            .record
+                            .report
+                            .organization_name
+                            .as_deref()
+                            .unwrap_or("(unknown)");
+                        for (d, _) in aggregate::by_domain(&p.record.report) {
+                            if domains.is_empty() || domains.contains(&d) {
+                                h.add(&d, org, p.start, p.end);
+                            }
+                        }
+                    }
+                });
+            if readable < a.spool.len() {
+                // An unreadable spool hides reports: the check cannot decide.
+                return Err(unknown(format!("cannot read spool: {}", errors.join("; "))));
+            }
+            s
+        }
+    };
     let v = check::judge(
         &s,
         &h,
@@ -367,12 +433,7 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
                 status: TEMPFAIL,
                 message: m,
             };
-            let mut store = load::open(db).map_err(|e| match e {
-                load::LoadError::Database(m) => fail(m),
-                load::LoadError::NoSpool(m) | load::LoadError::Usage(m) => {
-                    Failure::usage(format!("--db {m}"))
-                }
-            })?;
+            let mut store = open_db(db)?;
             let s = db_summary(
                 store.as_mut(),
                 w,

@@ -324,6 +324,22 @@ pub struct Group {
     pub last: i64,
 }
 
+/// An all-time (or history) sum of facts: `metrics --db`, `check --db`.
+#[derive(Debug, Clone, Default)]
+pub struct Total {
+    pub authenticated: bool,
+    pub domain: String,
+    pub kind: Option<Kind>,
+    pub a: String,
+    pub b: String,
+    /// For history rows: the UTC day (its start) of the reports' start.
+    pub day: Option<i64>,
+    pub rows: u64,
+    pub n: u64,
+    pub last_end: i64,
+    pub last_received: Option<i64>,
+}
+
 /// What the database is asked for.
 #[derive(Debug, Clone)]
 pub struct Query {

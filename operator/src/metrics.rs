@@ -416,6 +416,102 @@ fn quarantined(spools: &[PathBuf]) -> u64 {
         .sum()
 }
 
+/// Days of reporter history `metrics --db` reads (the silence rule looks at the 28 days
+/// before a reporter's latest report; a reporter silent for longer than a month has
+/// long been alerted on).
+pub const DB_HISTORY_DAYS: i64 = 60;
+
+/// The counters of a database (`metrics --db`): the all-time sums of its facts, the
+/// pruned ones included (crate::facts, crate::prune::db), so they never go down. No
+/// state file: the database is the state. The same textfile and heartbeat as [`run`].
+pub fn run_db(
+    store: &mut dyn crate::load::Store,
+    spools: &[PathBuf],
+    textfile: &Path,
+    domains: &[String],
+    include_unauthenticated: bool,
+    now: i64,
+) -> Result<(), String> {
+    use crate::facts::Kind;
+    let domains: Vec<String> = domains.iter().map(|d| domain_key(Some(d))).collect();
+    let mut st = State::default();
+    let wanted = |d: &str| domains.is_empty() || domains.iter().any(|x| x == d);
+    store
+        .totals(&mut |t| {
+            if !wanted(&t.domain) {
+                return;
+            }
+            let counted = t.authenticated || include_unauthenticated;
+            let d = t.domain.clone();
+            let add = |m: &mut BTreeMap<String, u64>, k: &str, n: u64| {
+                let e = m.entry(k.to_owned()).or_default();
+                *e = e.saturating_add(n);
+            };
+            match (t.kind, counted) {
+                (Some(Kind::Domain), false) => {
+                    let e = st.unauthenticated.entry(d).or_default();
+                    *e = e.saturating_add(t.rows);
+                }
+                (_, false) => {}
+                (Some(Kind::Domain), true) => {
+                    add(st.reports.entry(d.clone()).or_default(), &t.b, t.rows);
+                    add(
+                        st.domain_sessions.entry(d.clone()).or_default(),
+                        "successful",
+                        t.n,
+                    );
+                    if let Some(r) = t.last_received {
+                        let e = st.last_received.entry(d.clone()).or_insert(r);
+                        *e = (*e).max(r);
+                    }
+                    st.history.saw_end(&d, &t.b, t.last_end);
+                }
+                (Some(Kind::Type), true) => {
+                    let m = st.sessions.entry(d).or_default().entry(t.b).or_default();
+                    add(m, "successful", t.n);
+                }
+                (Some(Kind::TypeResult), true) => {
+                    let m = st.sessions.entry(d).or_default().entry(t.b).or_default();
+                    add(m, &t.a, t.n);
+                }
+                (Some(Kind::TypeUnspecified), true) => {
+                    let m = st.sessions.entry(d).or_default().entry(t.b).or_default();
+                    add(m, "unspecified-failure", t.n);
+                }
+                (Some(Kind::Result), true) => {
+                    add(st.domain_sessions.entry(d).or_default(), &t.a, t.n);
+                }
+                (Some(Kind::Unspecified), true) => {
+                    add(
+                        st.domain_sessions.entry(d).or_default(),
+                        "unspecified-failure",
+                        t.n,
+                    );
+                }
+                _ => {}
+            }
+        })
+        .map_err(|e| e.msg)?;
+    store
+        .history(now - DB_HISTORY_DAYS * crate::window::DAY, &mut |t| {
+            if wanted(&t.domain)
+                && (t.authenticated || include_unauthenticated)
+                && let Some(day) = t.day
+            {
+                st.history.add(&t.domain, &t.b, day, t.last_end);
+            }
+        })
+        .map_err(|e| e.msg)?;
+    let text = render(&st, quarantined(spools), &domains);
+    if std::fs::read(textfile).ok().as_deref() != Some(text.as_bytes()) {
+        write_atomic(textfile, text.as_bytes(), 0o644)
+            .map_err(|e| format!("{}: {e}", textfile.display()))?;
+    }
+    let hb = heartbeat_path(textfile);
+    write_atomic(&hb, heartbeat(now).as_bytes(), 0o644)
+        .map_err(|e| format!("{}: {e}", hb.display()))
+}
+
 /// What a run did, for the tests and the benchmark.
 #[derive(Debug, Default)]
 pub struct RunInfo {

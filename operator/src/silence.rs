@@ -46,6 +46,18 @@ pub struct Reporter {
     pub last_end: i64,
 }
 
+impl Reporter {
+    fn saw_end(&mut self, end: i64) {
+        self.last_end = self.last_end.max(end);
+        // Keep the history bounded: only the days the rule looks at (whatever the order
+        // the reports come in, the days kept are those of the latest end's window).
+        let keep_from = self.last_end.div_euclid(DAY) - HISTORY_DAYS;
+        while self.days.first().is_some_and(|&d| d < keep_from) {
+            self.days.pop_first();
+        }
+    }
+}
+
 /// Reporter history: (policy domain, organisation) → reporter.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
@@ -54,19 +66,23 @@ pub struct History {
 
 impl History {
     pub fn add(&mut self, domain: &str, org: &str, start: i64, end: i64) {
-        let r = self
-            .reporters
+        let r = self.reporter(domain, org);
+        r.days.insert(start.div_euclid(DAY));
+        r.saw_end(end);
+    }
+
+    /// A report of this reporter ended at `end` (its start day is not known: a
+    /// database's all-time latest end, with the days from [`History::add`]).
+    pub fn saw_end(&mut self, domain: &str, org: &str, end: i64) {
+        self.reporter(domain, org).saw_end(end);
+    }
+
+    fn reporter(&mut self, domain: &str, org: &str) -> &mut Reporter {
+        self.reporters
             .entry(domain.to_owned())
             .or_default()
             .entry(org.to_owned())
-            .or_default();
-        r.days.insert(start.div_euclid(DAY));
-        r.last_end = r.last_end.max(end);
-        // Keep the history bounded: only the days the rule looks at.
-        let keep_from = r.last_end.div_euclid(DAY) - HISTORY_DAYS;
-        while r.days.first().is_some_and(|&d| d < keep_from) {
-            r.days.pop_first();
-        }
+            .or_default()
     }
 
     /// The latest report end per domain.

@@ -341,7 +341,15 @@ fn db_guard_keeps_what_is_not_loaded_and_forgets_checkpoints() {
     sp.put(&rec("r1", 3, 4));
 
     // No database yet: nothing is created, the run is deferred.
-    let o = prune(&["--older-than", "30d", "--spool", &spool, "--db", &db]);
+    let o = prune(&[
+        "--older-than",
+        "30d",
+        "--spool",
+        &spool,
+        "--db",
+        &db,
+        "--keep-rows",
+    ]);
     assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
     assert!(!dbp.exists());
 
@@ -361,6 +369,7 @@ fn db_guard_keeps_what_is_not_loaded_and_forgets_checkpoints() {
         &spool,
         "--db",
         &db,
+        "--keep-rows",
         "--dry-run",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -375,7 +384,15 @@ fn db_guard_keeps_what_is_not_loaded_and_forgets_checkpoints() {
         )]
     );
 
-    let o = prune(&["--older-than", "30d", "--spool", &spool, "--db", &db]);
+    let o = prune(&[
+        "--older-than",
+        "30d",
+        "--spool",
+        &spool,
+        "--db",
+        &db,
+        "--keep-rows",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(!sp.dir.join(&f1).exists(), "{out}");
@@ -399,7 +416,15 @@ fn db_guard_keeps_what_is_not_loaded_and_forgets_checkpoints() {
     );
     let rows = reports(&dbp);
     assert_eq!(rows, 6);
-    let o = prune(&["--older-than", "30d", "--spool", &spool, "--db", &db]);
+    let o = prune(&[
+        "--older-than",
+        "30d",
+        "--spool",
+        &spool,
+        "--db",
+        &db,
+        "--keep-rows",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!sp.dir.join(&f2).exists() && !sp.dir.join(&f3).exists());
     let cps = checkpoints(&dbp);

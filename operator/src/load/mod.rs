@@ -81,7 +81,38 @@ CREATE TABLE tlsrpt_fact (
     n2 BIGINT NOT NULL);
 CREATE INDEX tlsrpt_fact_end_at ON tlsrpt_fact (end_at);
 CREATE INDEX tlsrpt_fact_report_pk ON tlsrpt_fact (report_pk);
+CREATE TABLE tlsrpt_fact_pruned (
+    authenticated BOOLEAN NOT NULL,
+    policy_domain TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    reports BIGINT NOT NULL,
+    n BIGINT NOT NULL,
+    n2 BIGINT NOT NULL,
+    last_end BIGINT NOT NULL,
+    last_received BIGINT,
+    PRIMARY KEY (authenticated, policy_domain, kind, a, b));
 "#;
+
+/// The kinds of facts whose all-time sums `metrics --db` exports as counters; `prune`
+/// carries them into `tlsrpt_fact_pruned` before it deletes their reports, so that a
+/// counter never goes down.
+pub const COUNTER_KINDS: &str = "('D', 'Y', 'T', 'v', 'R', 'u')";
+
+/// Reports deleted per transaction by `prune --db` (each transaction short: loads and
+/// summaries go on in between).
+pub const PRUNE_BATCH: usize = 2000;
+
+/// What `prune --db` removed (or would).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub reports: u64,
+    /// Their policy, failure-detail, meta and fact rows.
+    pub rows: u64,
+    /// About how many bytes of table and index space they held.
+    pub bytes: u64,
+}
 
 /// Reports whose figures a migration to version 4 computes per round (from the
 /// records stored in `tlsrpt_report_meta`).
@@ -142,6 +173,8 @@ const ATTEMPTS: usize = 3;
 pub trait Store: Send {
     /// Creates or upgrades the schema to [`SCHEMA_VERSION`].
     fn migrate(&mut self) -> DbResult<()>;
+    /// The schema version (0: no tlsrpt schema), for the commands that only read.
+    fn version(&mut self) -> DbResult<i64>;
     /// Checkpoints of one spool: file name → (inode, bytes read).
     fn checkpoints(&mut self, spool: &str) -> DbResult<HashMap<String, (u64, u64)>>;
     /// Starts a transaction holding the lock of one day file of one spool (SQLite: the
@@ -177,6 +210,16 @@ pub trait Store: Send {
     fn forget_checkpoint(&mut self, spool: &str, file: &str) -> DbResult<()>;
     fn commit(&mut self) -> DbResult<()>;
     fn rollback(&mut self);
+    /// Deletes the reports whose date range ended before `cut` (Unix seconds), with
+    /// their rows, [`PRUNE_BATCH`] reports per transaction, after carrying their
+    /// counter facts into `tlsrpt_fact_pruned`; `dry_run` only counts.
+    fn prune(&mut self, cut: i64, dry_run: bool) -> DbResult<Pruned>;
+    /// The all-time sums of the counter facts ([`COUNTER_KINDS`]), the pruned ones
+    /// included: per (DKIM, domain, kind, a, b), with the latest end and receipt time.
+    fn totals(&mut self, f: &mut dyn FnMut(crate::facts::Total)) -> DbResult<()>;
+    /// Domain facts of reports that ended after `since`, per (DKIM, domain,
+    /// organisation, UTC day of the start): how many, the latest end.
+    fn history(&mut self, since: i64, f: &mut dyn FnMut(crate::facts::Total)) -> DbResult<()>;
     /// The sums of the facts of a window and the one before it (crate::facts::Group),
     /// streamed: one GROUP BY in the database, one call per group.
     fn figures(

@@ -20,8 +20,8 @@ use tlsrpt_pipe::datetime::Timestamp;
 
 use super::rows::FactRows;
 use super::tls::MakeRustls;
-use super::{DbError, DbResult, ReportRows, SCHEMA_VERSION, Store};
-use crate::facts::{Group, Query};
+use super::{DbError, DbResult, Pruned, ReportRows, SCHEMA_VERSION, Store};
+use crate::facts::{Group, Query, Total};
 
 /// A lock id for `pg_advisory_xact_lock` around migrations: "tlsrpt" in ASCII.
 const LOCK_ID: i64 = 0x746c_7372_7074;
@@ -430,6 +430,29 @@ impl Store for Pg {
         tx.commit().map_err(e)
     }
 
+    fn version(&mut self) -> DbResult<i64> {
+        let exists: bool = self
+            .client
+            .query_one(
+                "SELECT to_regclass('tlsrpt_schema_version') IS NOT NULL",
+                &[],
+            )
+            .map_err(e)?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let v: i32 = self
+            .client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM tlsrpt_schema_version",
+                &[],
+            )
+            .map_err(e)?
+            .get(0);
+        Ok(i64::from(v))
+    }
+
     fn checkpoints(&mut self, spool: &str) -> DbResult<HashMap<String, (u64, u64)>> {
         let rows = self
             .client
@@ -716,6 +739,93 @@ impl Store for Pg {
         let _ = self.client.batch_execute("ROLLBACK");
     }
 
+    fn prune(&mut self, cut: i64, dry_run: bool) -> DbResult<Pruned> {
+        let c = &mut self.client;
+        let cut_t = system_time(Timestamp(cut));
+        // Space: the tables' and indexes' size, shared out by reports (PostgreSQL
+        // reuses what a DELETE frees; VACUUM FULL gives it back to the system).
+        let (old, all, size): (i64, i64, i64) = {
+            let r = c
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE end_date < $1), count(*),
+                            (SELECT sum(pg_total_relation_size(t::regclass))::int8 FROM unnest(ARRAY['smtp_tls_report',
+                             'smtp_tls_policy', 'smtp_tls_failure_detail', 'tlsrpt_report_meta', 'tlsrpt_fact']) AS t)
+                     FROM smtp_tls_report",
+                    &[&cut_t],
+                )
+                .map_err(e)?;
+            (r.get(0), r.get(1), r.get(2))
+        };
+        let share = |n: i64| {
+            if all > 0 {
+                (size as f64 * n as f64 / all as f64) as u64
+            } else {
+                0
+            }
+        };
+        let mut out = Pruned::default();
+        if dry_run {
+            let ids: Vec<i64> = c
+                .query(
+                    "SELECT id FROM smtp_tls_report WHERE end_date < $1",
+                    &[&cut_t],
+                )
+                .map_err(e)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            out.reports = old as u64;
+            out.rows = count_rows(c, &ids)?;
+            out.bytes = share(old);
+            return Ok(out);
+        }
+        let carry = CARRY.replace("KINDS", super::COUNTER_KINDS);
+        loop {
+            let mut tx = c.transaction().map_err(e)?;
+            let ids: Vec<i64> = tx
+                .query(
+                    "SELECT id FROM smtp_tls_report WHERE end_date < $1 ORDER BY id LIMIT $2",
+                    &[&cut_t, &(super::PRUNE_BATCH as i64)],
+                )
+                .map_err(e)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if ids.is_empty() {
+                tx.commit().map_err(e)?;
+                break;
+            }
+            out.rows += count_rows(&mut tx, &ids)?;
+            tx.execute(&carry, &[&ids]).map_err(e)?;
+            out.reports += tx
+                .execute("DELETE FROM smtp_tls_report WHERE id = ANY($1)", &[&ids])
+                .map_err(e)?;
+            tx.commit().map_err(e)?;
+        }
+        out.bytes = share(out.reports as i64);
+        Ok(out)
+    }
+
+    fn totals(&mut self, f: &mut dyn FnMut(Total)) -> DbResult<()> {
+        let sql = TOTALS.replace("KINDS", super::COUNTER_KINDS);
+        let mut rows = self
+            .client
+            .query_raw(&sql, std::iter::empty::<i64>())
+            .map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            f(total(&r, false));
+        }
+        Ok(())
+    }
+
+    fn history(&mut self, since: i64, f: &mut dyn FnMut(Total)) -> DbResult<()> {
+        let mut rows = self.client.query_raw(HISTORY, [since]).map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            f(total(&r, true));
+        }
+        Ok(())
+    }
+
     fn figures(&mut self, q: &Query, f: &mut dyn FnMut(Group)) -> DbResult<()> {
         // Read in a snapshot the loads cannot change half-way; the rows stream.
         let mut tx = self
@@ -764,6 +874,68 @@ impl Store for Pg {
         tx.commit().map_err(e)
     }
 }
+
+/// The policy, failure-detail, meta and fact rows of some reports.
+fn count_rows(c: &mut impl GenericClient, ids: &[i64]) -> DbResult<u64> {
+    let n: i64 = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM smtp_tls_policy WHERE report_id = ANY($1))
+                  + (SELECT count(*) FROM smtp_tls_failure_detail d JOIN smtp_tls_policy p ON p.id = d.policy_id
+                     WHERE p.report_id = ANY($1))
+                  + (SELECT count(*) FROM tlsrpt_report_meta WHERE report_pk = ANY($1))
+                  + (SELECT count(*) FROM tlsrpt_fact WHERE report_pk = ANY($1))",
+            &[&ids],
+        )
+        .map_err(e)?
+        .get(0);
+    Ok(n as u64)
+}
+
+/// One row of TOTALS or HISTORY (the same columns).
+fn total(r: &postgres::Row, history: bool) -> Total {
+    let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
+    let kind: String = r.get(2);
+    Total {
+        authenticated: r.get(0),
+        domain: r.get(1),
+        kind: crate::facts::Kind::from_letter(&kind),
+        a: r.get::<_, Option<String>>(3).unwrap_or_default(),
+        b: r.get::<_, Option<String>>(4).unwrap_or_default(),
+        day: if history { r.get(5) } else { None },
+        rows: n(6),
+        n: n(7),
+        last_end: r.get::<_, Option<i64>>(9).unwrap_or(0),
+        last_received: r.get(10),
+    }
+}
+
+/// Counter facts of the reports $1, added to the pruned sums.
+const CARRY: &str = "
+INSERT INTO tlsrpt_fact_pruned (authenticated, policy_domain, kind, a, b, reports, n, n2, last_end, last_received)
+SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), count(*), sum(n), sum(n2),
+       max(end_at), max(received_at)
+FROM tlsrpt_fact WHERE report_pk = ANY($1) AND kind IN KINDS
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (authenticated, policy_domain, kind, a, b) DO UPDATE SET
+    reports = tlsrpt_fact_pruned.reports + excluded.reports, n = tlsrpt_fact_pruned.n + excluded.n,
+    n2 = tlsrpt_fact_pruned.n2 + excluded.n2,
+    last_end = greatest(tlsrpt_fact_pruned.last_end, excluded.last_end),
+    last_received = greatest(tlsrpt_fact_pruned.last_received, excluded.last_received)";
+
+/// All-time sums of the counter facts, stored and pruned (the client adds the two).
+const TOTALS: &str = "
+SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), NULL::int8, count(*), sum(n)::int8,
+       sum(n2)::int8, max(end_at), max(received_at)
+FROM tlsrpt_fact WHERE kind IN KINDS GROUP BY 1, 2, 3, 4, 5
+UNION ALL
+SELECT authenticated, policy_domain, kind, a, b, NULL, reports, n, n2, last_end, last_received
+FROM tlsrpt_fact_pruned";
+
+/// Domain facts since $1 per (DKIM, domain, organisation, UTC day of the start).
+const HISTORY: &str = "
+SELECT authenticated, policy_domain, kind, NULL::text, b, start_at - (start_at % 86400 + 86400) % 86400, count(*),
+       sum(n)::int8, sum(n2)::int8, max(end_at), max(received_at)
+FROM tlsrpt_fact WHERE kind = 'D' AND end_at > $1 GROUP BY 1, 2, 3, 5, 6";
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
 /// kind, keys), the current window's Domain facts also per UTC day of their report's

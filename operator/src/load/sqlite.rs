@@ -13,8 +13,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::FactRows;
-use super::{DbError, DbResult, ReportRows, SCHEMA_VERSION, Store};
-use crate::facts::{Group, Query};
+use super::{DbError, DbResult, Pruned, ReportRows, SCHEMA_VERSION, Store};
+use crate::facts::{Group, Query, Total};
 
 /// Forward migrations; entry `i` takes a database from version `i` to `i + 1`
 /// (version 2 is shared with PostgreSQL: [`super::SCHEMA_V2`]).
@@ -221,6 +221,27 @@ impl Store for Sqlite {
         tx.commit().map_err(e)
     }
 
+    fn version(&mut self) -> DbResult<i64> {
+        let has: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'tlsrpt_schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        if has == 0 {
+            return Ok(0);
+        }
+        self.conn
+            .query_row(
+                "SELECT coalesce(max(version), 0) FROM tlsrpt_schema_version",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(e)
+    }
+
     fn checkpoints(&mut self, spool: &str) -> DbResult<HashMap<String, (u64, u64)>> {
         let mut st = self
             .conn
@@ -361,6 +382,120 @@ impl Store for Sqlite {
         let _ = self.conn.execute_batch("ROLLBACK");
     }
 
+    fn prune(&mut self, cut: i64, dry_run: bool) -> DbResult<Pruned> {
+        let cut = crate::window::rfc3339(cut);
+        let c = &self.conn;
+        let pragma = |name: &str| -> DbResult<i64> {
+            c.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(e)
+        };
+        let page = pragma("page_size")?;
+        let count_rows = |ids: &str| -> DbResult<i64> {
+            c.query_row(
+                "SELECT (SELECT count(*) FROM smtp_tls_policy WHERE report_id IN (SELECT value FROM json_each(?1)))
+                      + (SELECT count(*) FROM smtp_tls_failure_detail WHERE policy_id IN
+                           (SELECT id FROM smtp_tls_policy WHERE report_id IN (SELECT value FROM json_each(?1))))
+                      + (SELECT count(*) FROM tlsrpt_report_meta WHERE report_pk IN (SELECT value FROM json_each(?1)))
+                      + (SELECT count(*) FROM tlsrpt_fact WHERE report_pk IN (SELECT value FROM json_each(?1)))",
+                params![ids],
+                |r| r.get(0),
+            )
+            .map_err(e)
+        };
+        let mut out = Pruned::default();
+        if dry_run {
+            let (old, all): (i64, i64) = c
+                .query_row(
+                    "SELECT count(*) FILTER (WHERE end_date < ?1), count(*) FROM smtp_tls_report",
+                    params![cut],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(e)?;
+            let ids: Vec<i64> = c
+                .prepare("SELECT id FROM smtp_tls_report WHERE end_date < ?1")
+                .map_err(e)?
+                .query_map(params![cut], |r| r.get(0))
+                .map_err(e)?
+                .collect::<Result<_, _>>()
+                .map_err(e)?;
+            out.reports = old as u64;
+            out.rows = count_rows(&serde_json::to_string(&ids).expect("ids"))? as u64;
+            let used = (pragma("page_count")? - pragma("freelist_count")?) * page;
+            out.bytes = if all > 0 {
+                (used as f64 * old as f64 / all as f64) as u64
+            } else {
+                0
+            };
+            return Ok(out);
+        }
+        let free_before = pragma("freelist_count")?;
+        loop {
+            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(e)?;
+            let r = (|| -> DbResult<bool> {
+                let c = &self.conn;
+                let ids: Vec<i64> = c
+                    .prepare(
+                        "SELECT id FROM smtp_tls_report WHERE end_date < ?1 ORDER BY id LIMIT ?2",
+                    )
+                    .map_err(e)?
+                    .query_map(params![cut, super::PRUNE_BATCH as i64], |r| r.get(0))
+                    .map_err(e)?
+                    .collect::<Result<_, _>>()
+                    .map_err(e)?;
+                if ids.is_empty() {
+                    return Ok(false);
+                }
+                let ids_json = serde_json::to_string(&ids).expect("ids");
+                out.rows += count_rows(&ids_json)? as u64;
+                c.execute(
+                    &CARRY.replace("KINDS", super::COUNTER_KINDS),
+                    params![ids_json],
+                )
+                .map_err(e)?;
+                out.reports += c
+                    .execute(
+                        "DELETE FROM smtp_tls_report WHERE id IN (SELECT value FROM json_each(?1))",
+                        params![ids_json],
+                    )
+                    .map_err(e)? as u64;
+                Ok(true)
+            })();
+            match r {
+                Ok(more) => {
+                    self.conn.execute_batch("COMMIT").map_err(e)?;
+                    if !more {
+                        break;
+                    }
+                }
+                Err(x) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(x);
+                }
+            }
+        }
+        out.bytes = ((pragma("freelist_count")? - free_before).max(0) * page) as u64;
+        Ok(out)
+    }
+
+    fn totals(&mut self, f: &mut dyn FnMut(Total)) -> DbResult<()> {
+        let sql = TOTALS.replace("KINDS", super::COUNTER_KINDS);
+        let mut st = self.conn.prepare(&sql).map_err(e)?;
+        let mut rows = st.query([]).map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            f(total(r, false).map_err(e)?);
+        }
+        Ok(())
+    }
+
+    fn history(&mut self, since: i64, f: &mut dyn FnMut(Total)) -> DbResult<()> {
+        let mut st = self.conn.prepare(HISTORY).map_err(e)?;
+        let mut rows = st.query(params![since]).map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            f(total(r, true).map_err(e)?);
+        }
+        Ok(())
+    }
+
     fn figures(&mut self, q: &Query, f: &mut dyn FnMut(Group)) -> DbResult<()> {
         let domains = serde_json::to_string(&q.domains).expect("strings");
         let mut st = self.conn.prepare(FIGURES).map_err(e)?;
@@ -397,6 +532,54 @@ impl Store for Sqlite {
         Ok(())
     }
 }
+
+/// One row of TOTALS or HISTORY (the same columns).
+fn total(r: &rusqlite::Row, history: bool) -> rusqlite::Result<Total> {
+    let n = |i: usize| -> rusqlite::Result<u64> {
+        Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+    };
+    let kind: String = r.get(2)?;
+    Ok(Total {
+        authenticated: r.get::<_, i64>(0)? != 0,
+        domain: r.get(1)?,
+        kind: crate::facts::Kind::from_letter(&kind),
+        a: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+        b: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        day: if history { r.get(5)? } else { None },
+        rows: n(6)?,
+        n: n(7)?,
+        last_end: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+        last_received: r.get(10)?,
+    })
+}
+
+/// Counter facts of the reports ?1 (a JSON array of ids), added to the pruned sums.
+const CARRY: &str = "
+INSERT INTO tlsrpt_fact_pruned (authenticated, policy_domain, kind, a, b, reports, n, n2, last_end, last_received)
+SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), count(*), sum(n), sum(n2),
+       max(end_at), max(received_at)
+FROM tlsrpt_fact WHERE report_pk IN (SELECT value FROM json_each(?1)) AND kind IN KINDS
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (authenticated, policy_domain, kind, a, b) DO UPDATE SET
+    reports = reports + excluded.reports, n = n + excluded.n, n2 = n2 + excluded.n2,
+    last_end = max(last_end, excluded.last_end),
+    last_received = max(coalesce(last_received, excluded.last_received),
+                        coalesce(excluded.last_received, last_received))";
+
+/// All-time sums of the counter facts, stored and pruned (the client adds the two).
+const TOTALS: &str = "
+SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), NULL, count(*), sum(n), sum(n2),
+       max(end_at), max(received_at)
+FROM tlsrpt_fact WHERE kind IN KINDS GROUP BY 1, 2, 3, 4, 5
+UNION ALL
+SELECT authenticated, policy_domain, kind, a, b, NULL, reports, n, n2, last_end, last_received
+FROM tlsrpt_fact_pruned";
+
+/// Domain facts since ?1 per (DKIM, domain, organisation, UTC day of the start).
+const HISTORY: &str = "
+SELECT authenticated, policy_domain, kind, NULL, b, start_at - (start_at % 86400 + 86400) % 86400, count(*),
+       sum(n), sum(n2), max(end_at), max(received_at)
+FROM tlsrpt_fact WHERE kind = 'D' AND end_at > ?1 GROUP BY 1, 2, 3, 5, 6";
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
 /// kind, keys), the current window's Domain facts also per UTC day of their report's

@@ -1,6 +1,7 @@
 //! `tlsrpt prune`: removes what is older than a cut from spools — day files,
-//! quarantined messages, duplicate markers — and (later, `db.rs`) old rows from the
-//! database. Arguments → plan (read-only) → act, one spool at a time.
+//! quarantined messages, duplicate markers — and old reports from the database
+//! ([`db`]). Arguments → plan (read-only) → act, one spool at a time, then the
+//! database.
 //!
 //! Guarantees:
 //! - **Explicit and bounded**: only the spools named with `--spool` are touched (no
@@ -24,12 +25,15 @@
 //!   appends), taken per day file and per small batch of other files, so a delivery
 //!   waits at most briefly; under the lock each file is checked again (same inode,
 //!   same length, still old) and the directory is fsynced after the unlink.
+//! - **The database too** (`--db`, unless `--keep-rows`): reports that ended before the
+//!   cut, in short transactions, their counters carried (see [`db`]).
 //! - **Dry run changes nothing**: no lock file is made, no database row is written;
 //!   the same plan is printed with `would remove`.
 //!
 //! Exit status: 0 done, 1 something could not be removed (the rest still is), 2 bad
 //! arguments, 75 the database could not be reached.
 
+pub mod db;
 pub mod spool;
 
 use std::collections::BTreeMap;
@@ -145,9 +149,14 @@ fn tempfail(m: impl Into<String>) -> Failure {
 
 pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
     let cut = Cut::new(&a.older_than, now)?;
-    if a.spool.is_empty() {
+    if a.spool.is_empty() && a.db.is_none() {
         return Err(Failure::usage(
             "nothing to prune: give --spool DIR (and/or --db URL)",
+        ));
+    }
+    if a.keep_rows && (a.db.is_none() || a.spool.is_empty()) {
+        return Err(Failure::usage(
+            "--keep-rows keeps the database's rows while pruning spools: give --spool DIR and --db URL",
         ));
     }
     let mut out = Out;
@@ -176,13 +185,6 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
         Some(url) => Some(open_db(url)?),
         None => None,
     };
-    // ---- DATABASE SIDE (operator/src/prune/db.rs, not written yet) ----
-    // Here, with `db` open (and before or after the spools, as db.rs decides), the rows
-    // of reports older than the cut are deleted (dry run: only counted), e.g.
-    // `db::prune(db.store.as_mut(), cut.at, a.dry_run, &mut out)?`, adding its counts to
-    // the total line. Then `--db URL` alone is a target too: relax the "nothing to
-    // prune" check above to `a.spool.is_empty() && a.db.is_none()`.
-    // ---- end of the database side ----
     if a.verbose {
         eprintln!(
             "tlsrpt: prune: cut {}: day files before {}, quarantine and markers older than the cut",
@@ -227,6 +229,14 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
                 t.markers - before.2,
                 t.bytes - before.3
             );
+        }
+    }
+    // The database's rows, after the spools (whose day files the checkpoints guard).
+    if let (Some(db), false) = (&mut db, a.keep_rows) {
+        let line = db::prune(db.store.as_mut(), &db.url, cut.at, a.dry_run).map_err(tempfail)?;
+        out.line(&line);
+        if a.spool.is_empty() {
+            return Ok(());
         }
     }
     let what = format!(
