@@ -394,7 +394,13 @@ fn domain_doc(
                 mx_hosts: mx,
                 reasons,
                 organizations: orgs.into_iter().map(|(o, _)| o.to_owned()).collect(),
-                additional_information: r.info_uris.iter().map(|u| u.to_string()).collect(),
+                additional_information: {
+                    // Sorted: the spool path keeps the first met, the database any
+                    // (both at most MAX_URIS); the order says nothing.
+                    let mut u: Vec<String> = r.info_uris.iter().map(|u| u.to_string()).collect();
+                    u.sort();
+                    u
+                },
                 live: None,
             }
         })

@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+pub mod pg;
 pub mod world;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tlsrpt");
