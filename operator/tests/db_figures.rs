@@ -460,3 +460,76 @@ fn read_commands_refuse_a_database_without_the_figures() {
     assert_eq!(o.status.code(), Some(3));
     assert!(stdout(&o).starts_with("TLSRPT UNKNOWN"), "{}", stdout(&o));
 }
+
+/// A spool of `n` reports spread over the same 600 domains and 30 days, whatever `n`.
+fn many(t: &Path, name: &str, n: usize) -> Spool {
+    let s = Spool::new(t, name);
+    let mut rng = Rng(n as u64);
+    let first = today() - 31 * DAY;
+    for i in 0..n {
+        let start = first + (i as i64 % 30) * DAY;
+        let d = format!("c{:03}.example", i % 600);
+        let details = if rng.below(4) == 0 {
+            vec![detail(
+                "certificate-expired",
+                1 + rng.below(9),
+                &format!("203.0.113.{}", rng.below(3)),
+                &format!("mx.{d}"),
+            )]
+        } else {
+            vec![]
+        };
+        let failed = details
+            .iter()
+            .map(|x| x["failed-session-count"].as_u64().unwrap())
+            .sum();
+        s.put(&record(
+            "Google Inc.",
+            &format!("m{i}"),
+            start,
+            start + DAY + 600,
+            true,
+            vec![policy("sts", &d, rng.below(1000), failed, details)],
+        ));
+    }
+    s
+}
+
+/// Peak RSS (KiB) of a `tlsrpt` run, measured by GNU time.
+fn peak_kib(args: &[&str]) -> u64 {
+    let t = tempfile::NamedTempFile::new().unwrap();
+    let o = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(t.path())
+        .arg(BIN)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    std::fs::read_to_string(t.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+#[ignore = "needs GNU time"]
+fn summary_memory_follows_the_groups_not_the_reports() {
+    require_tool(&["/usr/bin/time"], "time");
+    let t = tempfile::tempdir().unwrap();
+    let mut peaks = Vec::new();
+    for n in [3_000, 30_000] {
+        let s = many(t.path(), &format!("s{n}"), n);
+        let db = format!("sqlite://{}/m{n}.db", t.path().display());
+        ok(&["load", "--db", &db, "--spool", s.dir.to_str().unwrap()]);
+        let peak = peak_kib(&["summary", "--format", "json", "--since", "60d", "--db", &db]);
+        peaks.push((n, peak));
+    }
+    let (small, large) = (peaks[0].1, peaks[1].1);
+    eprintln!("peak RSS of summary --db: {peaks:?} (reports, KiB)");
+    // Ten times the reports, the same groups (600 domains x 30 days): the same memory,
+    // give or take the allocator. Holding the reports would add ~40 MiB.
+    assert!(large < small + 12 * 1024, "{peaks:?}");
+    assert!(large < 64 * 1024, "{peaks:?}");
+}

@@ -635,7 +635,16 @@ fn postgresql_end_to_end() {
         c.query_one("SELECT max(version) FROM tlsrpt_schema_version", &[])
             .unwrap()
             .get::<_, i32>(0),
-        3
+        4
+    );
+    // Version 4: the reports stored under version 1 got their figures.
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM tlsrpt_fact WHERE kind = 'D'", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        c.query_one("SELECT count(*) FROM tlsrpt_domain_report", &[])
+            .unwrap()
+            .get::<_, i64>(0)
     );
     // Version 3: the record and warnings columns compress with lz4 (Debian's
     // PostgreSQL is built with it); rows stored before keep what they had.
