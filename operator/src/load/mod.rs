@@ -429,6 +429,13 @@ fn load_file(
     len: u64,
     out: &mut Loaded,
 ) -> DbResult<()> {
+    // Under the lock: `tlsrpt prune` may have removed the file since the list was made
+    // (it does so holding this lock); then there is nothing to load and no checkpoint
+    // to keep.
+    match std::fs::metadata(&f.path) {
+        Ok(m) if m.ino() == ino => {}
+        _ => return Ok(()),
+    }
     // Reread under the lock: another load may have moved it.
     let from = match store.checkpoint(spool_name, name)? {
         Some((i, off)) if i == ino && off <= len => off,
