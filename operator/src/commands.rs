@@ -518,6 +518,7 @@ pub(crate) fn db_summary(
             since: w.since,
             until: w.until,
             domains: s.domains.clone(),
+            include_unauthenticated,
             share: (index, of),
         };
         let mut b = facts::Builder::default();

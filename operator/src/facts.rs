@@ -349,15 +349,18 @@ pub struct Query {
     pub until: i64,
     /// Domain keys (aggregate::domain_key); empty means every domain.
     pub domains: Vec<String>,
+    /// Reports without a DKIM pass are counted with the others (grouped together in
+    /// the database, so that the largest sending IPs are chosen over both).
+    pub include_unauthenticated: bool,
     /// (index, of): only the domains of this share, when the work is split over `of`
     /// connections (PostgreSQL, by a hash of the domain: every group of a domain is in
     /// one share, so shares merge as disjoint tallies). SQLite reads with one.
     pub share: (u32, u32),
 }
 
-/// Per domain: the sending IPs of the domain and of each (result type, MX), summed as
-/// groups stream in (one address can come in several groups: with and without a DKIM
-/// pass), then the largest few moved into the tally.
+/// Per domain: the sending IPs of the domain and of each (result type, MX), the
+/// largest few, which the database chose (crate::load's FIGURES), moved into the
+/// tally after the last group.
 #[derive(Default)]
 pub struct Builder {
     /// (tally, domain) → sending IP → failed sessions.

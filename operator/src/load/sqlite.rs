@@ -510,7 +510,10 @@ impl Store for Sqlite {
                 q.since,
                 q.until,
                 q.domains.len() as i64,
-                domains
+                domains,
+                q.include_unauthenticated,
+                crate::aggregate::MAX_IPS as i64,
+                crate::summary::TOP_SENDING_IPS as i64
             ])
             .map_err(e)?;
         while let Some(r) = rows.next().map_err(e)? {
@@ -588,13 +591,23 @@ FROM tlsrpt_fact WHERE kind = 'D' AND end_at > ?1 GROUP BY 1, 2, 3, 5, 6";
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
 /// kind, keys), the current window's Domain facts also per UTC day of their report's
-/// start. ?1 previous window's start, ?2 current window's start, ?3 its end,
-/// ?4 how many domains ?5 (a JSON array) holds.
+/// start; of the sending IPs only the largest ?7 per (result type, MX) and ?8 per
+/// domain. ?1 previous window's start, ?2 current window's start, ?3 its end, ?4 how
+/// many domains ?5 (a JSON array) holds, ?6 reports without a DKIM pass counted with
+/// the others.
 const FIGURES: &str = "
-SELECT end_at > ?2, authenticated, policy_domain, kind, a, b, c,
-       CASE WHEN kind = 'D' AND end_at > ?2 THEN start_at - (start_at % 86400 + 86400) % 86400 END,
-       count(*), sum(n), sum(n2), min(start_at), max(start_at)
+WITH g AS (
+SELECT end_at > ?2 AS cur, authenticated OR ?6 AS auth, policy_domain AS domain, kind, a, b, c,
+       CASE WHEN kind = 'D' AND end_at > ?2 THEN start_at - (start_at % 86400 + 86400) % 86400 END AS day,
+       count(*) AS rows, sum(n) AS n, sum(n2) AS n2, min(start_at) AS first, max(start_at) AS last
 FROM tlsrpt_fact
 WHERE end_at > ?1 AND end_at <= ?3 AND (end_at > ?2 OR kind = 'D') AND kind NOT IN ('u', 'v')
   AND (?4 = 0 OR policy_domain IN (SELECT value FROM json_each(?5)))
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8";
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
+SELECT * FROM g WHERE kind NOT IN ('I', 'S')
+UNION ALL
+SELECT cur, auth, domain, kind, a, b, c, day, rows, n, n2, first, last FROM (
+    SELECT *, row_number() OVER (PARTITION BY cur, auth, domain, kind, a, b
+                                 ORDER BY n DESC, c COLLATE BINARY) AS rank
+    FROM g WHERE kind IN ('I', 'S')) AS ranked
+WHERE rank <= CASE kind WHEN 'I' THEN ?7 ELSE ?8 END";
