@@ -18,6 +18,7 @@ whole run, connection included):
 - psql, hand-written over parsedmarc's tables: the per-domain sessions (sts+tlsa once,
   through the tlsrpt_domain_report view) and the failures per domain and result type,
   the two GROUP BYs the issue measured; far fewer figures than the summary gives.
+Both psql runs, as the tool, without JIT (it made each slower here).
 Peak RSS from GNU time. No timing is asserted: the numbers are written down, not judged.
 """
 import os, re, shutil, statistics, subprocess, sys, time
@@ -33,6 +34,7 @@ ROUNDS = 1 if QUICK else 3
 
 # The parsedmarc-table GROUP BYs (the issue's "two GROUP BY queries").
 BARE = """
+SET jit = off;
 SELECT policy_domain, count(*), sum(successful_session_count), sum(failed_session_count)
 FROM tlsrpt_domain_report WHERE end_date > to_timestamp({since}) AND end_date <= to_timestamp({until}) GROUP BY 1;
 SELECT t.policy_domain, d.result_type, sum(d.failed_session_count)
@@ -44,12 +46,12 @@ WHERE t.end_date > to_timestamp({since}) AND t.end_date <= to_timestamp({until})
 def figures_sql(prev, since, until):
     """The tool's GROUP BY, as it sends it, with the parameters written in."""
     src = open(os.path.join(ROOT, "operator", "src", "load", "postgres.rs")).read()
-    q = re.search(r'const FIGURES: &str = "(.*?)";', src, re.S).group(1)
+    q = re.search(r'const FIGURES: &str = "(.*?)";', src, re.S).group(1).replace('\\"', '"')
     for k, v in (("$1", prev), ("$2", since), ("$3", until), ("$5", 1), ("$6", 0), ("$7", "false"),
                  ("$8", 3), ("$9", 10)):
         q = q.replace(k, str(v))
     q = q.replace("cardinality($4::text[]) = 0", "true").replace("policy_domain = ANY($4)", "true")
-    return "SET work_mem = '64MB'; SET enable_sort = off;\n" + q + ";"
+    return "SET work_mem = '64MB'; SET enable_sort = off; SET jit = off;\n" + q + ";"
 
 
 def median_timed(argv, rounds):
@@ -66,6 +68,7 @@ def main():
     try:
         url = pg.url()
         dt, kib = timed([BIN, "load", "--db", url, "--spool", spool])
+        print(f"loaded in {dt:.1f} s", flush=True)
         n = int(pg.psql("SELECT count(*) FROM smtp_tls_report"))
         facts = int(pg.psql("SELECT count(*) FROM tlsrpt_fact"))
         mb = int(pg.psql("SELECT pg_database_size('postgres')")) / 1e6
@@ -91,9 +94,9 @@ def main():
                 f"tlsrpt summary --db --since {days}d --format json": [
                     BIN, "summary", "--db", url, "--since", f"{days}d", "--format", "json"],
                 f"psql: the same GROUP BY over tlsrpt_fact, {days}d": [
-                    psql, "-Xq", "-d", url, "-f", sqlfile],
+                    psql, "-Xq", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", sqlfile],
                 f"psql: two GROUP BYs over parsedmarc's tables, {days}d": [
-                    psql, "-Xq", "-d", url, "-f", barefile],
+                    psql, "-Xq", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", barefile],
             }
             if days == 365:
                 contenders[f"tlsrpt summary --since {days}d from the spool"] = [
@@ -104,6 +107,7 @@ def main():
                     results[k].append(timed(argv))
             for k, r in results.items():
                 rows.append((k, statistics.median(x[0] for x in r), max(x[1] for x in r), ""))
+                print(rows[-1], flush=True)
         # The plans, for the record (bench/out/db-explain-N.txt).
         plans = []
         for days in (365, 7):

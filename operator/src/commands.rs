@@ -511,41 +511,63 @@ pub(crate) fn db_summary(
         }
     }
     let of = stores.len() as u32 + 1;
-    let share = |store: &mut dyn load::Store, index: u32| {
-        let mut s = aggregate::Summary::new(w, domains.to_vec(), include_unauthenticated);
-        let q = facts::Query {
-            previous_since: w.previous().since,
-            since: w.since,
-            until: w.until,
-            domains: s.domains.clone(),
-            include_unauthenticated,
-            share: (index, of),
-        };
-        let mut b = facts::Builder::default();
-        store.figures(&q, &mut |g| b.apply(&mut s, g))?;
-        b.finish(&mut s);
-        Ok::<_, load::DbError>(s)
+    let mut s = aggregate::Summary::new(w, domains.to_vec(), include_unauthenticated);
+    let query = |index: u32| facts::Query {
+        previous_since: w.previous().since,
+        since: w.since,
+        until: w.until,
+        domains: s.domains.clone(),
+        include_unauthenticated,
+        share: (index, of),
     };
-    let parts: Vec<Result<aggregate::Summary, load::DbError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = stores
-            .iter_mut()
-            .enumerate()
-            .map(|(i, st)| scope.spawn(move || share(st.as_mut(), i as u32 + 1)))
-            .collect();
-        let mut r = vec![share(store, 0)];
-        r.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+    let queries: Vec<facts::Query> = (0..of).map(query).collect();
+    // The connections fetch; this thread alone builds the figures, so they are held
+    // once (and in one allocator arena), whatever the number of connections.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<facts::Group>>(4);
+    let mut b = facts::Builder::default();
+    let results: Vec<Result<(), load::DbError>> = std::thread::scope(|scope| {
+        let mut all: Vec<&mut dyn load::Store> = vec![store];
+        all.extend(
+            stores
+                .iter_mut()
+                .map(|s| s.as_mut() as &mut dyn load::Store),
         );
-        r
+        let handles: Vec<_> = all
+            .into_iter()
+            .zip(&queries)
+            .map(|(st, q)| {
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let mut batch = Vec::with_capacity(1000);
+                    st.figures(q, &mut |g| {
+                        batch.push(g);
+                        if batch.len() == 1000 {
+                            // The receiver only goes away on a panic.
+                            let _ =
+                                tx.send(std::mem::replace(&mut batch, Vec::with_capacity(1000)));
+                        }
+                    })?;
+                    let _ = tx.send(batch);
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(tx);
+        for batch in rx {
+            for g in batch {
+                b.apply(&mut s, g);
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     });
-    let mut parts = parts.into_iter();
-    let mut total = parts.next().expect("one share")?;
-    for p in parts {
-        total.merge(p?);
+    for r in results {
+        r?;
     }
-    Ok(total)
+    b.finish(&mut s);
+    Ok(s)
 }
 
 fn export_cmd(a: ExportArgs) -> Result<(), Failure> {

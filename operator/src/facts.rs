@@ -322,6 +322,10 @@ pub struct Group {
     /// Earliest and latest report start.
     pub first: i64,
     pub last: i64,
+    /// A Domain group of one day only (its other keys summed in a group of their own:
+    /// PostgreSQL's grouping sets); otherwise a day, if any, comes with the keys
+    /// (SQLite, which has no grouping sets, groups by both).
+    pub day_only: bool,
 }
 
 /// An all-time (or history) sum of facts: `metrics --db`, `check --db`.
@@ -409,6 +413,9 @@ impl Builder {
         let d: &mut DomainStats = tally.domains.entry(g.domain.clone()).or_default();
         if let (Some(day), false) = (g.day, sessions_only) {
             d.daily.add(day, g.n, g.n2);
+        }
+        if g.day_only {
+            return;
         }
         let a = g.a.as_deref().unwrap_or("");
         let b = g.b.as_deref().unwrap_or("");

@@ -765,17 +765,21 @@ impl Store for Pg {
         };
         let mut out = Pruned::default();
         if dry_run {
-            let ids: Vec<i64> = c
-                .query(
-                    "SELECT id FROM smtp_tls_report WHERE end_date < $1",
+            // Counted where they are, without fetching a million ids.
+            let rows: i64 = c
+                .query_one(
+                    "WITH old AS (SELECT id FROM smtp_tls_report WHERE end_date < $1)
+                     SELECT (SELECT count(*) FROM smtp_tls_policy WHERE report_id IN (SELECT id FROM old))
+                          + (SELECT count(*) FROM smtp_tls_failure_detail d JOIN smtp_tls_policy p ON p.id = d.policy_id
+                             WHERE p.report_id IN (SELECT id FROM old))
+                          + (SELECT count(*) FROM tlsrpt_report_meta WHERE report_pk IN (SELECT id FROM old))
+                          + (SELECT count(*) FROM tlsrpt_fact WHERE report_pk IN (SELECT id FROM old))",
                     &[&cut_t],
                 )
                 .map_err(e)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+                .get(0);
             out.reports = old as u64;
-            out.rows = count_rows(c, &ids)?;
+            out.rows = rows as u64;
             out.bytes = share(old);
             return Ok(out);
         }
@@ -883,6 +887,7 @@ impl Store for Pg {
                     n2: n(10),
                     first: r.get::<_, Option<i64>>(11).unwrap_or(0),
                     last: r.get::<_, Option<i64>>(12).unwrap_or(0),
+                    day_only: r.get::<_, i32>(13) == 2,
                 });
             }
             if batch.len() < FETCH as usize {
@@ -959,26 +964,30 @@ SELECT authenticated, policy_domain, kind, NULL::text, b, start_at - (start_at %
 FROM tlsrpt_fact WHERE kind = 'D' AND end_at > $1 GROUP BY 1, 2, 3, 5, 6";
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
-/// kind, keys), the current window's Domain facts also per UTC day of their report's
-/// start. One scan, hashed (see `figures`); of the sending IPs only the largest $8 per
+/// kind, keys) (`part` 1), and the current window's Domain facts per UTC day of their
+/// report's start (`part` 2): two grouping sets of one scan, hashed (see `figures`); of the sending IPs only the largest $8 per
 /// (result type, MX) and $9 per domain go to the client (the rest would only be
 /// counted to be dropped). $1 previous window's start, $2 current window's start, $3
 /// its end, $4 the domains (empty: all), $5 and $6 the share of the domains (see
 /// `Query`), $7 reports without a DKIM pass counted with the others.
 const FIGURES: &str = "
-WITH g AS (
+WITH f AS (
 SELECT end_at > $2 AS cur, authenticated OR $7 AS auth, policy_domain AS domain, kind, a, b, c,
        CASE WHEN kind = 'D' AND end_at > $2 THEN start_at - (start_at % 86400 + 86400) % 86400 END AS day,
-       count(*) AS rows, sum(n)::int8 AS n, sum(n2)::int8 AS n2, min(start_at) AS first, max(start_at) AS last
+       n, n2, start_at
 FROM tlsrpt_fact
 WHERE end_at > $1 AND end_at <= $3 AND (end_at > $2 OR kind = 'D') AND kind NOT IN ('u', 'v')
   AND (cardinality($4::text[]) = 0 OR policy_domain = ANY($4))
-  AND ($5 = 1 OR (hashtext(policy_domain) & 2147483647) % $5 = $6)
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
-SELECT * FROM g WHERE kind NOT IN ('I', 'S')
+  AND ($5 = 1 OR (hashtext(policy_domain) & 2147483647) % $5 = $6)),
+g AS (
+SELECT cur, auth, domain, kind, a, b, c, day, count(*) AS rows, sum(n)::int8 AS n, sum(n2)::int8 AS n2,
+       min(start_at) AS first, max(start_at) AS last, GROUPING(a, day) AS part
+FROM f GROUP BY GROUPING SETS ((cur, auth, domain, kind, a, b, c), (cur, auth, domain, kind, day)))
+SELECT cur, auth, domain, kind, a, b, c, day, rows, n, n2, first, last, part
+FROM g WHERE kind NOT IN ('I', 'S') AND (part = 1 OR day IS NOT NULL)
 UNION ALL
-SELECT cur, auth, domain, kind, a, b, c, day, rows, n, n2, first, last FROM (
+SELECT cur, auth, domain, kind, a, b, c, day, rows, n, n2, first, last, part FROM (
     SELECT *, row_number() OVER (PARTITION BY cur, auth, domain, kind, a, b
                                  ORDER BY n DESC, c COLLATE \"C\") AS rank
-    FROM g WHERE kind IN ('I', 'S')) AS ranked
+    FROM g WHERE kind IN ('I', 'S') AND part = 1) AS ranked
 WHERE rank <= CASE kind WHEN 'I' THEN $8::int8 ELSE $9::int8 END";
