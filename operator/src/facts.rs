@@ -35,16 +35,20 @@ use crate::record::{PolicyResult, Report};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A report for the domain: b = organisation, n = successful, n2 = failed sessions
-    /// of the representative policy.
+    /// of the representative policy. When the report has one policy for the domain
+    /// (most reports), its type's figures are these: a = the type, c = its `sts`
+    /// policy-string, and no Type, TypeResult, TypeUnspecified or StsPolicy fact (a
+    /// quarter of the rows fewer to sum).
     Domain,
-    /// One policy type's own sessions: b = type, n = successful, n2 = failed.
+    /// One policy type's own sessions: b = type, n = successful, n2 = failed (reports
+    /// with several policies for the domain, as the kinds below that name a type).
     Type,
     /// A policy type's failed sessions of one result type: a = result type, b = type.
     TypeResult,
     /// A policy type's failed sessions without a detail row: b = type.
     TypeUnspecified,
     /// The representative policy's failed sessions of one result type: a = result
-    /// type, b = organisation.
+    /// type, b = organisation; c = the type when it is the report's only policy.
     Result,
     /// ... at one receiving MX host: a = result type, b = MX host (lower case).
     Mx,
@@ -60,7 +64,8 @@ pub enum Kind {
     ReceivingMx,
     /// Failed sessions at one receiving IP: c = IP.
     ReceivingIp,
-    /// Failed sessions of the representative policy without a detail row.
+    /// Failed sessions of the representative policy without a detail row; b = the
+    /// type when it is the report's only policy.
     Unspecified,
     /// An `sts` policy-string: a = its lines (trimmed) as a JSON array, b =
     /// organisation, n = policies that carried it.
@@ -195,13 +200,41 @@ pub fn facts(report: &Report) -> Vec<Fact> {
         let d = domain.as_str();
         let rep = representative(&policies);
         let (s, f) = (rep.summary.successful, rep.summary.failed);
-        add(&mut out, d, Kind::Domain, None, Some(&org), None, s, f);
+        // One policy (most reports): its type's figures are the domain's, so they ride
+        // on the Domain, Result and Unspecified facts (a, c) instead of rows of their own.
+        let single = (policies.len() == 1).then(|| policy_type(rep));
+        let sts_key = |p: &PolicyResult| -> Option<String> {
+            (policy_type(p) == "sts" && !p.policy.policy_string.is_empty()).then(|| {
+                let lines: Vec<&str> = p.policy.policy_string.iter().map(|l| l.trim()).collect();
+                serde_json::to_string(&lines).expect("strings")
+            })
+        };
+        let single_sts = single.as_ref().and_then(|_| sts_key(rep));
+        add(
+            &mut out,
+            d,
+            Kind::Domain,
+            single.as_deref(),
+            Some(&org),
+            single_sts.as_deref(),
+            s,
+            f,
+        );
         let mut detailed = 0u64;
         for fd in &rep.failure_details {
             let t = fd.result_type.as_deref().unwrap_or("(none)");
             let n = fd.failed_session_count;
             detailed = detailed.saturating_add(n);
-            add(&mut out, d, Kind::Result, Some(t), Some(&org), None, n, 0);
+            add(
+                &mut out,
+                d,
+                Kind::Result,
+                Some(t),
+                Some(&org),
+                single.as_deref(),
+                n,
+                0,
+            );
             let mx = mx_key(fd.receiving_mx_hostname.as_deref());
             add(&mut out, d, Kind::Mx, Some(t), Some(&mx), None, n, 0);
             if let Some(ip) = fd.sending_mta_ip.as_deref() {
@@ -236,17 +269,18 @@ pub fn facts(report: &Report) -> Vec<Fact> {
                 d,
                 Kind::Unspecified,
                 None,
-                None,
+                single.as_deref(),
                 None,
                 f - detailed,
                 0,
             );
         }
+        if single.is_some() {
+            continue;
+        }
         for p in &policies {
             let t = policy_type(p);
-            if t == "sts" && !p.policy.policy_string.is_empty() {
-                let lines: Vec<&str> = p.policy.policy_string.iter().map(|l| l.trim()).collect();
-                let key = serde_json::to_string(&lines).expect("strings");
+            if let Some(key) = sts_key(p) {
                 add(
                     &mut out,
                     d,
@@ -336,6 +370,7 @@ pub struct Total {
     pub kind: Option<Kind>,
     pub a: String,
     pub b: String,
+    pub c: String,
     /// For history rows: the UTC day (its start) of the reports' start.
     pub day: Option<i64>,
     pub rows: u64,
@@ -357,8 +392,8 @@ pub struct Query {
     /// the database, so that the largest sending IPs are chosen over both).
     pub include_unauthenticated: bool,
     /// (index, of): only the domains of this share, when the work is split over `of`
-    /// connections (PostgreSQL, by a hash of the domain: every group of a domain is in
-    /// one share, so shares merge as disjoint tallies). SQLite reads with one.
+    /// connections (PostgreSQL, by a hash of the domain: every group of a domain comes
+    /// through one of them). SQLite reads with one.
     pub share: (u32, u32),
 }
 
@@ -429,6 +464,16 @@ impl Builder {
                     o.reports += g.rows;
                     o.successful = o.successful.saturating_add(g.n);
                     o.failed = o.failed.saturating_add(g.n2);
+                    // The only policy of these reports: its type's figures.
+                    if let Some(t) = g.a.as_deref() {
+                        let ts = d.policy_types.entry(t.to_owned()).or_default();
+                        ts.sessions.reports += g.rows;
+                        ts.sessions.successful = ts.sessions.successful.saturating_add(g.n);
+                        ts.sessions.failed = ts.sessions.failed.saturating_add(g.n2);
+                    }
+                    if let Some(lines) = g.c.as_deref() {
+                        sts_policy(d, lines, b, g.rows, g.first, g.last);
+                    }
                 }
             }
             _ if sessions_only => {}
@@ -452,6 +497,11 @@ impl Builder {
                 // One Result fact per report and result type, one group per
                 // organisation: the reports add up.
                 r.reports += g.rows;
+                if let Some(t) = g.c.as_deref() {
+                    let ts = d.policy_types.entry(t.to_owned()).or_default();
+                    let e = ts.result_types.entry(a.to_owned()).or_default();
+                    *e = e.saturating_add(g.n);
+                }
             }
             Kind::Mx => {
                 let r = result(d, a, g.first);
@@ -488,22 +538,7 @@ impl Builder {
                 }
             }
             Kind::Unspecified | Kind::TypeUnspecified => {}
-            Kind::StsPolicy => {
-                let Ok(lines) = serde_json::from_str::<Vec<String>>(a) else {
-                    return;
-                };
-                if d.sts_policies.contains_key(&lines) || d.sts_policies.len() < MAX_POLICIES {
-                    let p = d.sts_policies.entry(lines).or_insert_with(|| PolicySeen {
-                        first_seen: g.first,
-                        last_seen: g.last,
-                        ..PolicySeen::default()
-                    });
-                    p.reports = p.reports.saturating_add(g.n);
-                    p.first_seen = p.first_seen.min(g.first);
-                    p.last_seen = p.last_seen.max(g.last);
-                    p.add_org(b);
-                }
-            }
+            Kind::StsPolicy => sts_policy(d, a, b, g.n, g.first, g.last),
         }
     }
 
@@ -524,6 +559,24 @@ impl Builder {
                 r.mx_entry(&mx).sending_ips = top(ips, MAX_IPS);
             }
         }
+    }
+}
+
+/// `reports` more reports carried this `sts` policy-string (its lines as a JSON array).
+fn sts_policy(d: &mut DomainStats, lines: &str, org: &str, reports: u64, first: i64, last: i64) {
+    let Ok(lines) = serde_json::from_str::<Vec<String>>(lines) else {
+        return;
+    };
+    if d.sts_policies.contains_key(&lines) || d.sts_policies.len() < MAX_POLICIES {
+        let p = d.sts_policies.entry(lines).or_insert_with(|| PolicySeen {
+            first_seen: first,
+            last_seen: last,
+            ..PolicySeen::default()
+        });
+        p.reports = p.reports.saturating_add(reports);
+        p.first_seen = p.first_seen.min(first);
+        p.last_seen = p.last_seen.max(last);
+        p.add_org(org);
     }
 }
 

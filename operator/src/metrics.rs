@@ -465,6 +465,11 @@ pub fn run_db(
                         *e = (*e).max(r);
                     }
                     st.history.saw_end(&d, &t.b, t.last_end);
+                    if !t.a.is_empty() {
+                        // The reports' only policy: its type's figures (crate::facts).
+                        let m = st.sessions.entry(d).or_default();
+                        add(m.entry(t.a.clone()).or_default(), "successful", t.n);
+                    }
                 }
                 (Some(Kind::Type), true) => {
                     let m = st.sessions.entry(d).or_default().entry(t.b).or_default();
@@ -479,14 +484,19 @@ pub fn run_db(
                     add(m, "unspecified-failure", t.n);
                 }
                 (Some(Kind::Result), true) => {
-                    add(st.domain_sessions.entry(d).or_default(), &t.a, t.n);
+                    add(st.domain_sessions.entry(d.clone()).or_default(), &t.a, t.n);
+                    if !t.c.is_empty() {
+                        let m = st.sessions.entry(d).or_default();
+                        add(m.entry(t.c.clone()).or_default(), &t.a, t.n);
+                    }
                 }
                 (Some(Kind::Unspecified), true) => {
-                    add(
-                        st.domain_sessions.entry(d).or_default(),
-                        "unspecified-failure",
-                        t.n,
-                    );
+                    let u = "unspecified-failure";
+                    add(st.domain_sessions.entry(d.clone()).or_default(), u, t.n);
+                    if !t.b.is_empty() {
+                        let m = st.sessions.entry(d).or_default();
+                        add(m.entry(t.b.clone()).or_default(), u, t.n);
+                    }
                 }
                 _ => {}
             }

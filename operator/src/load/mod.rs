@@ -87,12 +87,13 @@ CREATE TABLE tlsrpt_fact_pruned (
     kind TEXT NOT NULL,
     a TEXT NOT NULL,
     b TEXT NOT NULL,
+    c TEXT NOT NULL,
     reports BIGINT NOT NULL,
     n BIGINT NOT NULL,
     n2 BIGINT NOT NULL,
     last_end BIGINT NOT NULL,
     last_received BIGINT,
-    PRIMARY KEY (authenticated, policy_domain, kind, a, b));
+    PRIMARY KEY (authenticated, policy_domain, kind, a, b, c));
 "#;
 
 /// The kinds of facts whose all-time sums `metrics --db` exports as counters; `prune`
@@ -215,7 +216,7 @@ pub trait Store: Send {
     /// counter facts into `tlsrpt_fact_pruned`; `dry_run` only counts.
     fn prune(&mut self, cut: i64, dry_run: bool) -> DbResult<Pruned>;
     /// The all-time sums of the counter facts ([`COUNTER_KINDS`]), the pruned ones
-    /// included: per (DKIM, domain, kind, a, b), with the latest end and receipt time.
+    /// included: per (DKIM, domain, kind, a, b, c), with the latest end and receipt time.
     fn totals(&mut self, f: &mut dyn FnMut(crate::facts::Total)) -> DbResult<()>;
     /// Domain facts of reports that ended after `since`, per (DKIM, domain,
     /// organisation, UTC day of the start): how many, the latest end.

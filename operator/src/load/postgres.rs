@@ -932,17 +932,18 @@ fn total(r: &postgres::Row, history: bool) -> Total {
         n: n(7),
         last_end: r.get::<_, Option<i64>>(9).unwrap_or(0),
         last_received: r.get(10),
+        c: r.get::<_, Option<String>>(11).unwrap_or_default(),
     }
 }
 
 /// Counter facts of the reports $1, added to the pruned sums.
 const CARRY: &str = "
-INSERT INTO tlsrpt_fact_pruned (authenticated, policy_domain, kind, a, b, reports, n, n2, last_end, last_received)
-SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), count(*), sum(n), sum(n2),
+INSERT INTO tlsrpt_fact_pruned (authenticated, policy_domain, kind, a, b, c, reports, n, n2, last_end, last_received)
+SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), coalesce(c, ''), count(*), sum(n), sum(n2),
        max(end_at), max(received_at)
 FROM tlsrpt_fact WHERE report_pk = ANY($1) AND kind IN KINDS
-GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (authenticated, policy_domain, kind, a, b) DO UPDATE SET
+GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (authenticated, policy_domain, kind, a, b, c) DO UPDATE SET
     reports = tlsrpt_fact_pruned.reports + excluded.reports, n = tlsrpt_fact_pruned.n + excluded.n,
     n2 = tlsrpt_fact_pruned.n2 + excluded.n2,
     last_end = greatest(tlsrpt_fact_pruned.last_end, excluded.last_end),
@@ -951,16 +952,16 @@ ON CONFLICT (authenticated, policy_domain, kind, a, b) DO UPDATE SET
 /// All-time sums of the counter facts, stored and pruned (the client adds the two).
 const TOTALS: &str = "
 SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), NULL::int8, count(*), sum(n)::int8,
-       sum(n2)::int8, max(end_at), max(received_at)
-FROM tlsrpt_fact WHERE kind IN KINDS GROUP BY 1, 2, 3, 4, 5
+       sum(n2)::int8, max(end_at), max(received_at), coalesce(c, '')
+FROM tlsrpt_fact WHERE kind IN KINDS GROUP BY 1, 2, 3, 4, 5, 12
 UNION ALL
-SELECT authenticated, policy_domain, kind, a, b, NULL, reports, n, n2, last_end, last_received
+SELECT authenticated, policy_domain, kind, a, b, NULL, reports, n, n2, last_end, last_received, c
 FROM tlsrpt_fact_pruned";
 
 /// Domain facts since $1 per (DKIM, domain, organisation, UTC day of the start).
 const HISTORY: &str = "
 SELECT authenticated, policy_domain, kind, NULL::text, b, start_at - (start_at % 86400 + 86400) % 86400, count(*),
-       sum(n)::int8, sum(n2)::int8, max(end_at), max(received_at)
+       sum(n)::int8, sum(n2)::int8, max(end_at), max(received_at), ''::text
 FROM tlsrpt_fact WHERE kind = 'D' AND end_at > $1 GROUP BY 1, 2, 3, 5, 6";
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,

@@ -565,17 +565,18 @@ fn total(r: &rusqlite::Row, history: bool) -> rusqlite::Result<Total> {
         n: n(7)?,
         last_end: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
         last_received: r.get(10)?,
+        c: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
     })
 }
 
 /// Counter facts of the reports ?1 (a JSON array of ids), added to the pruned sums.
 const CARRY: &str = "
-INSERT INTO tlsrpt_fact_pruned (authenticated, policy_domain, kind, a, b, reports, n, n2, last_end, last_received)
-SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), count(*), sum(n), sum(n2),
+INSERT INTO tlsrpt_fact_pruned (authenticated, policy_domain, kind, a, b, c, reports, n, n2, last_end, last_received)
+SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), coalesce(c, ''), count(*), sum(n), sum(n2),
        max(end_at), max(received_at)
 FROM tlsrpt_fact WHERE report_pk IN (SELECT value FROM json_each(?1)) AND kind IN KINDS
-GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (authenticated, policy_domain, kind, a, b) DO UPDATE SET
+GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (authenticated, policy_domain, kind, a, b, c) DO UPDATE SET
     reports = reports + excluded.reports, n = n + excluded.n, n2 = n2 + excluded.n2,
     last_end = max(last_end, excluded.last_end),
     last_received = max(coalesce(last_received, excluded.last_received),
@@ -584,16 +585,16 @@ ON CONFLICT (authenticated, policy_domain, kind, a, b) DO UPDATE SET
 /// All-time sums of the counter facts, stored and pruned (the client adds the two).
 const TOTALS: &str = "
 SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), NULL, count(*), sum(n), sum(n2),
-       max(end_at), max(received_at)
-FROM tlsrpt_fact WHERE kind IN KINDS GROUP BY 1, 2, 3, 4, 5
+       max(end_at), max(received_at), coalesce(c, '')
+FROM tlsrpt_fact WHERE kind IN KINDS GROUP BY 1, 2, 3, 4, 5, 12
 UNION ALL
-SELECT authenticated, policy_domain, kind, a, b, NULL, reports, n, n2, last_end, last_received
+SELECT authenticated, policy_domain, kind, a, b, NULL, reports, n, n2, last_end, last_received, c
 FROM tlsrpt_fact_pruned";
 
 /// Domain facts since ?1 per (DKIM, domain, organisation, UTC day of the start).
 const HISTORY: &str = "
 SELECT authenticated, policy_domain, kind, NULL, b, start_at - (start_at % 86400 + 86400) % 86400, count(*),
-       sum(n), sum(n2), max(end_at), max(received_at)
+       sum(n), sum(n2), max(end_at), max(received_at), ''
 FROM tlsrpt_fact WHERE kind = 'D' AND end_at > ?1 GROUP BY 1, 2, 3, 5, 6";
 
 /// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
