@@ -524,7 +524,6 @@ pub(crate) fn db_summary(
     // The connections fetch; this thread alone builds the figures, so they are held
     // once (and in one allocator arena), whatever the number of connections.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<facts::Group>>(4);
-    let mut b = facts::Builder::default();
     let results: Vec<Result<(), load::DbError>> = std::thread::scope(|scope| {
         let mut all: Vec<&mut dyn load::Store> = vec![store];
         all.extend(
@@ -555,7 +554,7 @@ pub(crate) fn db_summary(
         drop(tx);
         for batch in rx {
             for g in batch {
-                b.apply(&mut s, g);
+                facts::apply(&mut s, g);
             }
         }
         handles
@@ -566,7 +565,6 @@ pub(crate) fn db_summary(
     for r in results {
         r?;
     }
-    b.finish(&mut s);
     Ok(s)
 }
 

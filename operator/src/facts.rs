@@ -397,17 +397,6 @@ pub struct Query {
     pub share: (u32, u32),
 }
 
-/// Per domain: the sending IPs of the domain and of each (result type, MX), the
-/// largest few, which the database chose (crate::load's FIGURES), moved into the
-/// tally after the last group.
-#[derive(Default)]
-pub struct Builder {
-    /// (tally, domain) → sending IP → failed sessions.
-    top_ips: HashMap<(Slot, String), HashMap<IpKey, u64>>,
-    /// (tally, domain, result type, MX) → sending IP → failed sessions.
-    mx_ips: HashMap<(Slot, String, String, String), HashMap<IpKey, u64>>,
-}
-
 /// Which of a summary's four tallies: (counted, current).
 type Slot = (bool, bool);
 
@@ -420,145 +409,124 @@ fn tally(s: &mut Summary, slot: Slot) -> &mut Tally {
     }
 }
 
-/// The `k` largest (count, then address as text).
-fn top(m: HashMap<IpKey, u64>, k: usize) -> Vec<(IpKey, u64)> {
-    let mut v: Vec<(String, IpKey, u64)> = m
-        .into_iter()
-        .map(|(ip, n)| (ip.to_string(), ip, n))
-        .collect();
-    v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    v.into_iter().take(k).map(|(_, ip, n)| (ip, n)).collect()
-}
-
-fn add_ip(m: &mut HashMap<IpKey, u64>, ip: &str, n: u64) {
-    let e = m.entry(IpKey::new(ip)).or_default();
-    *e = e.saturating_add(n);
-}
-
-impl Builder {
-    /// Adds one group to the summary (the tally it belongs to).
-    pub fn apply(&mut self, s: &mut Summary, g: Group) {
-        if !s.domains.is_empty() && !s.domains.contains(&g.domain) {
-            return;
-        }
-        let slot = (g.authenticated || s.include_unauthenticated, g.current);
-        let tally = tally(s, slot);
-        let sessions_only = tally.sessions_only;
-        let Some(kind) = g.kind else { return };
-        let d: &mut DomainStats = tally.domains.entry(g.domain.clone()).or_default();
-        if let (Some(day), false) = (g.day, sessions_only) {
-            d.daily.add(day, g.n, g.n2);
-        }
-        if g.day_only {
-            return;
-        }
-        let a = g.a.as_deref().unwrap_or("");
-        let b = g.b.as_deref().unwrap_or("");
-        match kind {
-            Kind::Domain => {
-                d.sessions.reports += g.rows;
-                d.sessions.successful = d.sessions.successful.saturating_add(g.n);
-                d.sessions.failed = d.sessions.failed.saturating_add(g.n2);
-                if !sessions_only {
-                    let o = d.organizations.entry(b.to_owned()).or_default();
-                    o.reports += g.rows;
-                    o.successful = o.successful.saturating_add(g.n);
-                    o.failed = o.failed.saturating_add(g.n2);
-                    // The only policy of these reports: its type's figures.
-                    if let Some(t) = g.a.as_deref() {
-                        let ts = d.policy_types.entry(t.to_owned()).or_default();
-                        ts.sessions.reports += g.rows;
-                        ts.sessions.successful = ts.sessions.successful.saturating_add(g.n);
-                        ts.sessions.failed = ts.sessions.failed.saturating_add(g.n2);
-                    }
-                    if let Some(lines) = g.c.as_deref() {
-                        sts_policy(d, lines, b, g.rows, g.first, g.last);
-                    }
-                }
-            }
-            _ if sessions_only => {}
-            Kind::Type => {
-                let t = d.policy_types.entry(b.to_owned()).or_default();
-                t.sessions.reports += g.rows;
-                t.sessions.successful = t.sessions.successful.saturating_add(g.n);
-                t.sessions.failed = t.sessions.failed.saturating_add(g.n2);
-            }
-            Kind::TypeResult => {
-                let t = d.policy_types.entry(b.to_owned()).or_default();
-                let e = t.result_types.entry(a.to_owned()).or_default();
-                *e = e.saturating_add(g.n);
-            }
-            Kind::Result => {
-                let r = result(d, a, g.first);
-                r.failed = r.failed.saturating_add(g.n);
-                r.first_seen = r.first_seen.min(g.first);
-                r.last_seen = r.last_seen.max(g.last);
-                r.organizations.add(b, g.n, MAX_MX);
-                // One Result fact per report and result type, one group per
-                // organisation: the reports add up.
-                r.reports += g.rows;
-                if let Some(t) = g.c.as_deref() {
-                    let ts = d.policy_types.entry(t.to_owned()).or_default();
-                    let e = ts.result_types.entry(a.to_owned()).or_default();
-                    *e = e.saturating_add(g.n);
-                }
-            }
-            Kind::Mx => {
-                let r = result(d, a, g.first);
-                let m = r.mx_entry(b);
-                m.failed = m.failed.saturating_add(g.n);
-            }
-            Kind::MxIp => {
-                if let Some(ip) = g.c.as_deref() {
-                    let v = self
-                        .mx_ips
-                        .entry((slot, g.domain.clone(), a.to_owned(), b.to_owned()))
-                        .or_default();
-                    add_ip(v, ip, g.n);
-                }
-            }
-            Kind::Reason => {
-                result(d, a, g.first).reasons.add(b, g.n, MAX_REASONS);
-            }
-            Kind::Uri => result(d, a, g.first).add_uri(b),
-            Kind::SendingIp => {
-                if let Some(ip) = g.c.as_deref() {
-                    let v = self.top_ips.entry((slot, g.domain.clone())).or_default();
-                    add_ip(v, ip, g.n);
-                }
-            }
-            Kind::ReceivingMx => {
-                let e = d.receiving_mx.entry(b.to_owned()).or_default();
-                *e = e.saturating_add(g.n);
-            }
-            Kind::ReceivingIp => {
-                if let Some(ip) = g.c {
-                    let e = d.receiving_ip.entry(ip).or_default();
-                    *e = e.saturating_add(g.n);
-                }
-            }
-            Kind::Unspecified | Kind::TypeUnspecified => {}
-            Kind::StsPolicy => sts_policy(d, a, b, g.n, g.first, g.last),
-        }
+/// Keeps the `k` largest in `v` (count, then the address as text, as the summary
+/// orders them), with one more address. Each address comes in one group, its sessions
+/// summed by the database, so keeping the largest as the groups stream is exact, and
+/// costs a few entries per key however many addresses there are.
+fn keep_top(v: &mut Vec<(IpKey, u64)>, ip: &str, n: u64, k: usize) {
+    let ip = IpKey::new(ip);
+    if let Some(e) = v.iter_mut().find(|(x, _)| *x == ip) {
+        // Only if the database sent one address twice: still its sum.
+        e.1 = e.1.saturating_add(n);
+    } else {
+        v.push((ip, n));
     }
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.to_string().cmp(&b.0.to_string())));
+    v.truncate(k);
+}
 
-    /// Moves the kept sending IPs into the tallies (after the last group).
-    pub fn finish(self, s: &mut Summary) {
-        for ((slot, domain), ips) in self.top_ips {
-            if let Some(d) = tally(s, slot).domains.get_mut(&domain) {
-                d.sending_ip
-                    .extend(top(ips, crate::summary::TOP_SENDING_IPS));
+/// Adds one group to the summary (the tally it belongs to).
+pub fn apply(s: &mut Summary, g: Group) {
+    if !s.domains.is_empty() && !s.domains.contains(&g.domain) {
+        return;
+    }
+    let slot = (g.authenticated || s.include_unauthenticated, g.current);
+    let tally = tally(s, slot);
+    let sessions_only = tally.sessions_only;
+    let Some(kind) = g.kind else { return };
+    let d: &mut DomainStats = tally.domains.entry(g.domain.clone()).or_default();
+    if let (Some(day), false) = (g.day, sessions_only) {
+        d.daily.add(day, g.n, g.n2);
+    }
+    if g.day_only {
+        return;
+    }
+    let a = g.a.as_deref().unwrap_or("");
+    let b = g.b.as_deref().unwrap_or("");
+    match kind {
+        Kind::Domain => {
+            d.sessions.reports += g.rows;
+            d.sessions.successful = d.sessions.successful.saturating_add(g.n);
+            d.sessions.failed = d.sessions.failed.saturating_add(g.n2);
+            if !sessions_only {
+                let o = d.organizations.entry(b.to_owned()).or_default();
+                o.reports += g.rows;
+                o.successful = o.successful.saturating_add(g.n);
+                o.failed = o.failed.saturating_add(g.n2);
+                // The only policy of these reports: its type's figures.
+                if let Some(t) = g.a.as_deref() {
+                    let ts = d.policy_types.entry(t.to_owned()).or_default();
+                    ts.sessions.reports += g.rows;
+                    ts.sessions.successful = ts.sessions.successful.saturating_add(g.n);
+                    ts.sessions.failed = ts.sessions.failed.saturating_add(g.n2);
+                }
+                if let Some(lines) = g.c.as_deref() {
+                    sts_policy(d, lines, b, g.rows, g.first, g.last);
+                }
             }
         }
-        for ((slot, domain, rt, mx), ips) in self.mx_ips {
-            if let Some(r) = tally(s, slot)
-                .domains
-                .get_mut(&domain)
-                .and_then(|d| d.result_types.get_mut(&rt))
-            {
-                r.mx_entry(&mx).sending_ips = top(ips, MAX_IPS);
+        _ if sessions_only => {}
+        Kind::Type => {
+            let t = d.policy_types.entry(b.to_owned()).or_default();
+            t.sessions.reports += g.rows;
+            t.sessions.successful = t.sessions.successful.saturating_add(g.n);
+            t.sessions.failed = t.sessions.failed.saturating_add(g.n2);
+        }
+        Kind::TypeResult => {
+            let t = d.policy_types.entry(b.to_owned()).or_default();
+            let e = t.result_types.entry(a.to_owned()).or_default();
+            *e = e.saturating_add(g.n);
+        }
+        Kind::Result => {
+            let r = result(d, a, g.first);
+            r.failed = r.failed.saturating_add(g.n);
+            r.first_seen = r.first_seen.min(g.first);
+            r.last_seen = r.last_seen.max(g.last);
+            r.organizations.add(b, g.n, MAX_MX);
+            // One Result fact per report and result type, one group per
+            // organisation: the reports add up.
+            r.reports += g.rows;
+            if let Some(t) = g.c.as_deref() {
+                let ts = d.policy_types.entry(t.to_owned()).or_default();
+                let e = ts.result_types.entry(a.to_owned()).or_default();
+                *e = e.saturating_add(g.n);
             }
         }
+        Kind::Mx => {
+            let r = result(d, a, g.first);
+            let m = r.mx_entry(b);
+            m.failed = m.failed.saturating_add(g.n);
+        }
+        Kind::MxIp => {
+            if let Some(ip) = g.c.as_deref() {
+                let m = result(d, a, g.first).mx_entry(b);
+                keep_top(&mut m.sending_ips, ip, g.n, MAX_IPS);
+            }
+        }
+        Kind::Reason => {
+            result(d, a, g.first).reasons.add(b, g.n, MAX_REASONS);
+        }
+        Kind::Uri => result(d, a, g.first).add_uri(b),
+        Kind::SendingIp => {
+            if let Some(ip) = g.c.as_deref() {
+                // The tally's map holds at most the largest few here.
+                let mut v: Vec<(IpKey, u64)> = d.sending_ip.drain().collect();
+                keep_top(&mut v, ip, g.n, crate::summary::TOP_SENDING_IPS);
+                d.sending_ip.extend(v);
+            }
+        }
+        Kind::ReceivingMx => {
+            let e = d.receiving_mx.entry(b.to_owned()).or_default();
+            *e = e.saturating_add(g.n);
+        }
+        Kind::ReceivingIp => {
+            if let Some(ip) = g.c {
+                let e = d.receiving_ip.entry(ip).or_default();
+                *e = e.saturating_add(g.n);
+            }
+        }
+        Kind::Unspecified | Kind::TypeUnspecified => {}
+        Kind::StsPolicy => sts_policy(d, a, b, g.n, g.first, g.last),
     }
 }
 
