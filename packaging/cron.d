@@ -14,8 +14,9 @@
 #0 7 * * 1    tlsrpt  /usr/bin/tlsrpt summary --since 7d --mail-to postmaster@localhost
 #
 # Remove what is older than 400 days from the spool, Sundays 04:30: day files the
-# database has loaded completely, quarantined messages, duplicate markers. Run it once by
-# hand with --dry-run first (sudo -u tlsrpt tlsrpt prune ... --dry-run lists what would go).
+# database has loaded completely, quarantined messages, duplicate markers; and the
+# database's reports older than 400 days (--keep-rows keeps them). Run it once by hand
+# with --dry-run first (sudo -u tlsrpt tlsrpt prune ... --dry-run lists what would go).
 #30 4 * * 0   tlsrpt  /usr/bin/tlsrpt prune --older-than 400d --spool /var/spool/tlsrpt --db sqlite:///var/lib/tlsrpt/tlsrpt.db
 #
 # Fetch reports from an IMAP mailbox (rc files: /usr/share/doc/tlsrpt-pipe/examples/
