@@ -244,61 +244,98 @@ impl std::fmt::Display for IpKey {
     }
 }
 
-/// (day, successful, failed), sorted by day: a vector, not a tree — reports come in day
-/// order (day files oldest first), so adding is a push, and a year of days costs 24
-/// bytes each instead of a B-tree's half-empty nodes (a provider has 1,000 domains).
+/// (day, successful, failed), sorted by day: vectors, not a tree — reports come in day
+/// order (day files oldest first), so adding is a push. The days are day numbers (4
+/// bytes) beside their counts (16): a year of 1,000 domains, with and without a DKIM
+/// pass, is 730,000 of them, so every byte counts (a B-tree's half-empty nodes would
+/// cost 3 times as much).
 #[derive(Debug, Default, Clone)]
-pub struct DaySeries(Vec<(i64, u64, u64)>);
+pub struct DaySeries {
+    days: Vec<i32>,
+    counts: Vec<(u64, u64)>,
+}
+
+/// The day number of a day's start, saturating (dates are checked RFC 3339 times, so
+/// far from these bounds).
+fn day_number(day: i64) -> i32 {
+    day.div_euclid(DAY).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
 
 impl DaySeries {
     pub fn add(&mut self, day: i64, s: u64, f: u64) {
-        match self.0.last_mut() {
-            Some(l) if l.0 == day => {
-                l.1 = l.1.saturating_add(s);
-                l.2 = l.2.saturating_add(f);
+        let d = day_number(day);
+        match self.days.last() {
+            Some(&l) if l == d => {
+                let c = self.counts.last_mut().expect("same length");
+                c.0 = c.0.saturating_add(s);
+                c.1 = c.1.saturating_add(f);
             }
-            Some(l) if l.0 > day => match self.0.binary_search_by_key(&day, |e| e.0) {
+            Some(&l) if l > d => match self.days.binary_search(&d) {
                 Ok(i) => {
-                    self.0[i].1 = self.0[i].1.saturating_add(s);
-                    self.0[i].2 = self.0[i].2.saturating_add(f);
+                    self.counts[i].0 = self.counts[i].0.saturating_add(s);
+                    self.counts[i].1 = self.counts[i].1.saturating_add(f);
                 }
-                Err(i) => self.0.insert(i, (day, s, f)),
+                Err(i) => {
+                    self.days.insert(i, d);
+                    self.counts.insert(i, (s, f));
+                }
             },
-            _ => self.0.push((day, s, f)),
+            _ => {
+                self.days.push(d);
+                self.counts.push((s, f));
+            }
         }
     }
 
     /// (successful, failed) of one day.
     pub fn get(&self, day: i64) -> Option<(u64, u64)> {
-        self.0
-            .binary_search_by_key(&day, |e| e.0)
+        self.days
+            .binary_search(&day_number(day))
             .ok()
-            .map(|i| (self.0[i].1, self.0[i].2))
+            .map(|i| self.counts[i])
     }
 
-    /// Adds another series: one linear merge of the two sorted vectors.
+    /// (day start, successful, failed), in day order.
+    #[cfg(test)]
+    pub fn entries(&self) -> impl Iterator<Item = (i64, u64, u64)> + '_ {
+        self.days
+            .iter()
+            .zip(&self.counts)
+            .map(|(&d, &(s, f))| (d as i64 * DAY, s, f))
+    }
+
+    /// Adds another series: one linear merge of the two sorted series.
     pub fn merge(&mut self, other: DaySeries) {
-        if other.0.is_empty() {
+        if other.days.is_empty() {
             return;
         }
-        let mine = std::mem::take(&mut self.0);
-        let mut out = Vec::with_capacity(mine.len() + other.0.len());
-        let (mut a, mut b) = (mine.into_iter().peekable(), other.0.into_iter().peekable());
+        let mine = std::mem::take(self);
+        let mut out = DaySeries {
+            days: Vec::with_capacity(mine.days.len() + other.days.len()),
+            counts: Vec::with_capacity(mine.days.len() + other.days.len()),
+        };
+        let mut a = mine.days.into_iter().zip(mine.counts).peekable();
+        let mut b = other.days.into_iter().zip(other.counts).peekable();
         loop {
             let next = match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.0 == y.0 => {
                     let (x, y) = (a.next().expect("peeked"), b.next().expect("peeked"));
-                    (x.0, x.1 + y.1, x.2 + y.2)
+                    (
+                        x.0,
+                        (x.1.0.saturating_add(y.1.0), x.1.1.saturating_add(y.1.1)),
+                    )
                 }
                 (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
                 (Some(_), Some(_)) | (None, Some(_)) => b.next().expect("peeked"),
                 (Some(_), None) => a.next().expect("peeked"),
                 (None, None) => break,
             };
-            out.push(next);
+            out.days.push(next.0);
+            out.counts.push(next.1);
         }
-        out.shrink_to_fit();
-        self.0 = out;
+        out.days.shrink_to_fit();
+        out.counts.shrink_to_fit();
+        *self = out;
     }
 }
 
@@ -670,14 +707,15 @@ mod series_tests {
         for (d, s, f) in [(3, 1, 0), (1, 2, 1), (3, 1, 1), (2, 5, 0), (1, 1, 1)] {
             a.add(d * DAY, s, f);
         }
-        assert_eq!(a.0, vec![(DAY, 3, 2), (2 * DAY, 5, 0), (3 * DAY, 2, 1)]);
+        let all = |s: &DaySeries| s.entries().collect::<Vec<_>>();
+        assert_eq!(all(&a), vec![(DAY, 3, 2), (2 * DAY, 5, 0), (3 * DAY, 2, 1)]);
         let mut b = DaySeries::default();
         b.add(0, 7, 7);
         b.add(2 * DAY, 1, 1);
         b.add(9 * DAY, 4, 0);
         a.merge(b);
         assert_eq!(
-            a.0,
+            all(&a),
             vec![
                 (0, 7, 7),
                 (DAY, 3, 2),

@@ -523,7 +523,7 @@ pub(crate) fn db_summary(
     let queries: Vec<facts::Query> = (0..of).map(query).collect();
     // The connections fetch; this thread alone builds the figures, so they are held
     // once (and in one allocator arena), whatever the number of connections.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<facts::Group>>(4);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<facts::Group>>(2);
     let results: Vec<Result<(), load::DbError>> = std::thread::scope(|scope| {
         let mut all: Vec<&mut dyn load::Store> = vec![store];
         all.extend(
@@ -537,13 +537,12 @@ pub(crate) fn db_summary(
             .map(|(st, q)| {
                 let tx = tx.clone();
                 scope.spawn(move || {
-                    let mut batch = Vec::with_capacity(1000);
+                    let mut batch = Vec::with_capacity(256);
                     st.figures(q, &mut |g| {
                         batch.push(g);
-                        if batch.len() == 1000 {
+                        if batch.len() == 256 {
                             // The receiver only goes away on a panic.
-                            let _ =
-                                tx.send(std::mem::replace(&mut batch, Vec::with_capacity(1000)));
+                            let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(256)));
                         }
                     })?;
                     let _ = tx.send(batch);

@@ -414,15 +414,29 @@ fn tally(s: &mut Summary, slot: Slot) -> &mut Tally {
 /// summed by the database, so keeping the largest as the groups stream is exact, and
 /// costs a few entries per key however many addresses there are.
 fn keep_top(v: &mut Vec<(IpKey, u64)>, ip: &str, n: u64, k: usize) {
+    let order = |a: &(IpKey, u64), b: &(IpKey, u64)| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+    };
     let ip = IpKey::new(ip);
     if let Some(e) = v.iter_mut().find(|(x, _)| *x == ip) {
         // Only if the database sent one address twice: still its sum.
         e.1 = e.1.saturating_add(n);
-    } else {
+    } else if v.len() < k {
+        // Exactly k places: a vector grown by pushes would hold twice that, and a
+        // year of 1,000 domains has tens of thousands of these.
+        if v.capacity() == 0 {
+            v.reserve_exact(k);
+        }
         v.push((ip, n));
+    } else {
+        let new = (ip, n);
+        match v.last_mut() {
+            Some(last) if order(&new, last).is_lt() => *last = new,
+            _ => return,
+        }
     }
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.to_string().cmp(&b.0.to_string())));
-    v.truncate(k);
+    v.sort_by(order);
 }
 
 /// Adds one group to the summary (the tally it belongs to).

@@ -892,8 +892,10 @@ impl Store for Pg {
     }
 }
 
-/// Groups fetched per round trip by `figures`.
-const FETCH: i32 = 5000;
+/// Groups fetched per round trip by `figures`: the client's memory for rows in flight
+/// (5,000 cost 7 MiB more than 1,000 on a year of 2,000,000 reports, 500 a little less
+/// again); the round trips are few next to the groups.
+const FETCH: i32 = 500;
 
 /// The policy, failure-detail, meta and fact rows of some reports.
 fn count_rows(c: &mut impl GenericClient, ids: &[i64]) -> DbResult<u64> {
