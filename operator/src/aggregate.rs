@@ -372,11 +372,20 @@ pub fn domain_key(d: Option<&str>) -> String {
     }
 }
 
-fn policy_type(p: &PolicyResult) -> String {
+/// A policy's type, `(none)` when the report names none.
+pub(crate) fn policy_type(p: &PolicyResult) -> String {
     p.policy
         .policy_type
         .as_deref()
         .map(str::to_owned)
+        .unwrap_or_else(|| "(none)".to_owned())
+}
+
+/// The receiving MX host a failure is counted under: lower case, no trailing dot,
+/// `(none)` when the report names none.
+pub(crate) fn mx_key(m: Option<&str>) -> String {
+    m.map(|m| m.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "(none)".to_owned())
 }
 
@@ -452,13 +461,7 @@ impl Tally {
                     seen_types.push(t);
                     r.reports += 1;
                 }
-                let mx_key = fd
-                    .receiving_mx_hostname
-                    .as_deref()
-                    .map(|m| m.trim().trim_end_matches('.').to_ascii_lowercase())
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| "(none)".to_owned());
-                let m = r.mx_entry(&mx_key);
+                let m = r.mx_entry(&mx_key(fd.receiving_mx_hostname.as_deref()));
                 m.failed = m.failed.saturating_add(n);
                 if let Some(ip) = fd.sending_mta_ip.as_deref() {
                     m.add_ip(IpKey::new(ip), n);

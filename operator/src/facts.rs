@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use crate::aggregate::{
     DomainStats, IpKey, MAX_IPS, MAX_MX, MAX_POLICIES, MAX_REASONS, PolicySeen, ResultStats,
-    Summary, Tally, by_domain, representative,
+    Summary, Tally, by_domain, mx_key, policy_type, representative,
 };
 use crate::record::{PolicyResult, Report};
 
@@ -130,21 +130,6 @@ pub struct Fact {
 /// A count as stored: at most 2^31 - 1, as parsedmarc's INT columns.
 fn count(n: u64) -> i64 {
     n.min(i32::MAX as u64) as i64
-}
-
-fn policy_type(p: &PolicyResult) -> String {
-    p.policy
-        .policy_type
-        .as_deref()
-        .map(str::to_owned)
-        .unwrap_or_else(|| "(none)".to_owned())
-}
-
-/// The MX key of a failure detail, as [`Tally::add`] makes it.
-fn mx_key(m: Option<&str>) -> String {
-    m.map(|m| m.trim().trim_end_matches('.').to_ascii_lowercase())
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "(none)".to_owned())
 }
 
 /// A fact's keys: (domain, kind, a, b, c).

@@ -512,7 +512,12 @@ pub fn run_db(
             }
         })
         .map_err(|e| e.msg)?;
-    let text = render(&st, quarantined(spools), &domains);
+    write_textfile(textfile, &render(&st, quarantined(spools), &domains), now)
+}
+
+/// Writes the textfile when its metrics changed (with nothing new it is left as it is:
+/// same bytes, same mtime), and the run's time to the heartbeat file beside it.
+fn write_textfile(textfile: &Path, text: &str, now: i64) -> Result<(), String> {
     if std::fs::read(textfile).ok().as_deref() != Some(text.as_bytes()) {
         write_atomic(textfile, text.as_bytes(), 0o644)
             .map_err(|e| format!("{}: {e}", textfile.display()))?;
@@ -624,16 +629,8 @@ pub fn run(
         );
     }
     st.skipped_lines += skipped.lines;
-    let text = render(&st, quarantined(spools), &domains);
-    // Report metrics change only when reports do: with nothing new the file is left as
-    // it is (same bytes, same mtime); the run itself shows in the heartbeat file.
-    if std::fs::read(textfile).ok().as_deref() != Some(text.as_bytes()) {
-        write_atomic(textfile, text.as_bytes(), 0o644)
-            .map_err(|e| format!("{}: {e}", textfile.display()))?;
-    }
-    let hb = heartbeat_path(textfile);
-    write_atomic(&hb, heartbeat(now).as_bytes(), 0o644)
-        .map_err(|e| format!("{}: {e}", hb.display()))?;
+    // Report metrics change only when reports do; the run itself shows in the heartbeat.
+    write_textfile(textfile, &render(&st, quarantined(spools), &domains), now)?;
     // Nothing read: the state on disk is still right (only the run time changed).
     if info.bytes_read > 0 || info.recounted || st.keys != st.key_order.len() as u64 {
         st.keys = st.key_order.len() as u64;

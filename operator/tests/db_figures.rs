@@ -375,12 +375,10 @@ fn prune_rows(t: &Path, spools: &[&Path], db: &str, count: &dyn Fn(&str) -> i64)
         "counters after the prune",
     );
     // A load after the prune reads nothing again (the checkpoints are the spools').
-    let mut a = vec!["load", "-v", "--db", db];
-    let sp: Vec<String> = spools.iter().map(|p| p.display().to_string()).collect();
-    for s in &sp {
-        a.extend(["--spool", s.as_str()]);
-    }
-    assert!(ok(&a).starts_with("loaded 0 new reports (0 already stored) from 0 day files"));
+    assert!(
+        load_all(db, spools)
+            .starts_with("loaded 0 new reports (0 already stored) from 0 day files")
+    );
     // A second prune has nothing left to do.
     let out = ok(&["prune", "--older-than", &cut_s, "--db", db]);
     assert!(out.contains("removed 0 reports"), "{out}");
@@ -395,27 +393,40 @@ fn load_all(db: &str, spools: &[&Path]) -> String {
     ok(&a)
 }
 
+/// The whole comparison on one database: load the history, the same figures as the
+/// spools', then prune. `count` runs a count query on the database.
+fn gives_the_spools_figures(
+    t: &Path,
+    a: &Spool,
+    b: &Spool,
+    known: &Known,
+    db: &str,
+    count: &dyn Fn(&str) -> i64,
+) {
+    let spools = [a.dir.as_path(), b.dir.as_path()];
+    let l = load_all(db, &spools);
+    assert!(
+        l.starts_with(&format!("loaded {} new reports", known.reports.len())),
+        "{l}"
+    );
+    same_summaries(&spools, db, known);
+    same_check_and_metrics(t, &spools, db);
+    prune_rows(t, &spools, db, count);
+}
+
 #[test]
 fn sqlite_gives_the_spools_figures_and_prunes_old_reports() {
     let t = tempfile::tempdir().unwrap();
     let (a, b, known) = history(t.path(), 1500);
     let path = t.path().join("t.db");
-    let db = format!("sqlite://{}", path.display());
-    let spools = [a.dir.as_path(), b.dir.as_path()];
-    let l = load_all(&db, &spools);
-    assert!(
-        l.starts_with(&format!("loaded {} new reports", known.reports.len())),
-        "{l}"
-    );
-    same_summaries(&spools, &db, &known);
-    same_check_and_metrics(t.path(), &spools, &db);
     let count = |sql: &str| -> i64 {
         rusqlite::Connection::open(&path)
             .unwrap()
             .query_row(sql, [], |r| r.get(0))
             .unwrap()
     };
-    prune_rows(t.path(), &spools, &db, &count);
+    let db = format!("sqlite://{}", path.display());
+    gives_the_spools_figures(t.path(), &a, &b, &known, &db, &count);
 }
 
 #[test]
@@ -424,20 +435,11 @@ fn postgresql_gives_the_spools_figures_and_prunes_old_reports() {
     let t = tempfile::tempdir().unwrap();
     let (a, b, known) = history(t.path(), 1500);
     let pg = Cluster::start();
-    let db = pg.url();
-    let spools = [a.dir.as_path(), b.dir.as_path()];
-    let l = load_all(&db, &spools);
-    assert!(
-        l.starts_with(&format!("loaded {} new reports", known.reports.len())),
-        "{l}"
-    );
-    same_summaries(&spools, &db, &known);
-    same_check_and_metrics(t.path(), &spools, &db);
     let count = |sql: &str| -> i64 {
         let sql = sql.replace("end_date < '", "end_date < timestamptz '");
         pg.count(&sql)
     };
-    prune_rows(t.path(), &spools, &db, &count);
+    gives_the_spools_figures(t.path(), &a, &b, &known, &pg.url(), &count);
 }
 
 #[test]
