@@ -13,8 +13,9 @@
 //! - `warning`: policy publication problems (`sts-policy-fetch-error`,
 //!   `sts-policy-invalid`), unknown result types, and failures without details.
 
+use crate::counting;
 use crate::log::Severity;
-use crate::report::{Report, ResultType};
+use crate::report::{PolicyResult, Report, ResultType};
 use crate::sanitize;
 
 /// Operator thresholds (`--alert-*`).
@@ -90,7 +91,40 @@ fn push_unique(v: &mut Vec<String>, s: &Option<String>) {
     }
 }
 
-/// Evaluates every policy of `report` against `t`.
+/// A policy's failed sessions: the summary's count, or the detail rows' sum when that
+/// is larger (a summary that leaves out failures its own rows show).
+fn failed_of(p: &PolicyResult) -> (u64, u64, u64) {
+    let (successful, reported) = p.summary.as_ref().map_or((None, None), |s| {
+        (
+            s.total_successful_session_count,
+            s.total_failure_session_count,
+        )
+    });
+    let detail_sum = p
+        .failure_details
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .fold(0u64, |a, d| {
+            a.saturating_add(d.failed_session_count.unwrap_or(0))
+        });
+    (
+        successful.unwrap_or(0),
+        reported.unwrap_or(detail_sum).max(detail_sum),
+        detail_sum,
+    )
+}
+
+fn type_of(p: &PolicyResult) -> &str {
+    p.policy
+        .as_ref()
+        .and_then(|p| p.policy_type.as_ref())
+        .map_or(counting::NONE, |t| t.as_str())
+}
+
+/// Evaluates `report` against `t`: at most one alert per policy domain, on the sessions
+/// the counting rule counts (crate::counting: policies of one type add up, of different
+/// types the same sessions count once).
 pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
     let mut out = Vec::new();
     let (start, end) = report
@@ -103,40 +137,56 @@ pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
             )
         })
         .unwrap_or_default();
+    // The policies of each domain, in first-appearance order (a policy without a
+    // `policy` object names no domain and is not judged).
+    let mut groups: Vec<(String, &str, Vec<&PolicyResult>)> = Vec::new();
     for p in report.policies() {
         let Some(policy) = &p.policy else { continue };
-        let domain = policy.policy_domain.clone().unwrap_or_default();
-        if !t.domains.is_empty() && !t.domains.contains(&normalise_domain(&domain)) {
+        let raw = policy.policy_domain.as_deref().unwrap_or("");
+        let key = counting::domain_key(Some(raw));
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, v)) => v.push(p),
+            None => groups.push((key, raw, vec![p])),
+        }
+    }
+    for (key, domain, policies) in groups {
+        if !t.domains.is_empty() && !t.domains.contains(&normalise_domain(&key)) {
             continue;
         }
-        let (successful, reported_failed) = p.summary.as_ref().map_or((None, None), |s| {
-            (
-                s.total_successful_session_count,
-                s.total_failure_session_count,
-            )
-        });
+        let Some(c) = counting::counted(policies.iter().map(|p| {
+            let (successful, failed, _) = failed_of(p);
+            counting::PolicyCount {
+                policy_type: type_of(p),
+                successful,
+                failed,
+            }
+        })) else {
+            continue;
+        };
         let mut by_type: Vec<(ResultType, u64)> = Vec::new();
         let (mut mx_hosts, mut ips) = (Vec::new(), Vec::new());
         let mut detail_sum: u64 = 0;
-        for d in p.failure_details.as_deref().unwrap_or(&[]) {
-            let n = d.failed_session_count.unwrap_or(0);
-            detail_sum = detail_sum.saturating_add(n);
-            let rt = d
-                .result_type
-                .clone()
-                .unwrap_or_else(|| ResultType::Other("unspecified".into()));
-            match by_type.iter_mut().find(|(k, _)| *k == rt) {
-                Some((_, c)) => *c = c.saturating_add(n),
-                None => by_type.push((rt, n)),
+        for p in policies.iter().filter(|p| type_of(p) == c.policy_type) {
+            detail_sum = detail_sum.saturating_add(failed_of(p).2);
+            for d in p.failure_details.as_deref().unwrap_or(&[]) {
+                let n = d.failed_session_count.unwrap_or(0);
+                let rt = d
+                    .result_type
+                    .clone()
+                    .unwrap_or_else(|| ResultType::Other("unspecified".into()));
+                match by_type.iter_mut().find(|(k, _)| *k == rt) {
+                    Some((_, c)) => *c = c.saturating_add(n),
+                    None => by_type.push((rt, n)),
+                }
+                push_unique(&mut mx_hosts, &d.receiving_mx_hostname);
+                push_unique(&mut ips, &d.receiving_ip);
             }
-            push_unique(&mut mx_hosts, &d.receiving_mx_hostname);
-            push_unique(&mut ips, &d.receiving_ip);
         }
-        let failed = reported_failed.unwrap_or(detail_sum).max(detail_sum);
+        let failed = c.failed;
         if failed == 0 {
             continue; // success-only: the heartbeat, not an alarm.
         }
-        let total = failed.saturating_add(successful.unwrap_or(0));
+        let total = c.total();
         let ratio = failed as f64 / total as f64;
         if ratio < t.min_ratio {
             continue;
@@ -166,12 +216,12 @@ pub fn evaluate(report: &Report, t: &Thresholds) -> Vec<Alert> {
         }
         out.push(Alert {
             severity,
-            policy_domain: domain,
-            policy_type: policy
-                .policy_type
-                .as_ref()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default(),
+            policy_domain: domain.to_owned(),
+            policy_type: if c.policy_type == counting::NONE {
+                String::new()
+            } else {
+                c.policy_type.to_owned()
+            },
             organization: report.organization_name.clone().unwrap_or_default(),
             report_id: report.report_id.clone().unwrap_or_default(),
             start: start.clone(),
@@ -310,6 +360,92 @@ mod tests {
             assert_eq!(got.first().map(|a| a.severity), want, "{name}");
             assert!(got.len() <= 1, "{name}");
         }
+    }
+
+    /// (policy type, domain, successful, failed, (result type, failed) rows).
+    type Shape<'a> = (&'a str, &'a str, u64, u64, &'a [(&'a str, u64)]);
+
+    fn multi(policies: &[Shape]) -> Report {
+        let ps: Vec<String> = policies
+            .iter()
+            .map(|(ty, dom, s, f, rows)| {
+                let d: Vec<String> = rows
+                    .iter()
+                    .map(|(t, n)| format!(r#"{{"result-type":"{t}","receiving-mx-hostname":"mx-{t}.{dom}","failed-session-count":{n}}}"#))
+                    .collect();
+                format!(
+                    r#"{{"policy":{{"policy-type":"{ty}","policy-domain":"{dom}"}},"summary":{{"total-successful-session-count":{s},"total-failure-session-count":{f}}},"failure-details":[{}]}}"#,
+                    d.join(",")
+                )
+            })
+            .collect();
+        let doc = format!(
+            r#"{{"organization-name":"O","date-range":{{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"}},"report-id":"r","policies":[{}]}}"#,
+            ps.join(",")
+        );
+        parse(doc.as_bytes()).unwrap().report
+    }
+
+    #[test]
+    fn one_alert_per_domain_by_the_counting_rule() {
+        let d = Thresholds::default();
+        // SocketLabs: two sts policies, the second failing: 2 of 14 sessions.
+        let r = multi(&[
+            ("sts", "example.com", 12, 0, &[]),
+            (
+                "sts",
+                "example.com",
+                0,
+                2,
+                &[("certificate-host-mismatch", 2)],
+            ),
+        ]);
+        let a = evaluate(&r, &d);
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].failed, a[0].total), (2, 14));
+        assert_eq!(a[0].severity, Severity::Err);
+        // One tlsa policy per MX host, one failing: 5 of 147.
+        let r = multi(&[
+            ("tlsa", "example.com", 100, 0, &[]),
+            ("tlsa", "example.com", 40, 5, &[("tlsa-invalid", 5)]),
+            ("tlsa", "example.com", 2, 0, &[]),
+        ]);
+        let a = evaluate(&r, &d);
+        assert_eq!((a.len(), a[0].failed, a[0].total), (1, 5, 147));
+        assert_eq!(a[0].mx_hosts, vec!["mx-tlsa-invalid.example.com"]);
+        // Microsoft: sts and tlsa over the same 12 sessions: one alert, not two.
+        let r = multi(&[
+            ("sts", "example.com", 10, 2, &[("certificate-expired", 2)]),
+            ("tlsa", "example.com", 10, 2, &[("dane-required", 2)]),
+        ]);
+        let a = evaluate(&r, &d);
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].policy_type.as_str(), a[0].failed, a[0].total),
+            ("sts", 2, 12)
+        );
+        assert_eq!(
+            a[0].result_types,
+            vec![("certificate-expired".to_owned(), 2)]
+        );
+        // Mixed, two domains: each its own alert, each by the rule.
+        let r = multi(&[
+            ("sts", "a.example", 20, 1, &[("certificate-expired", 1)]),
+            ("tlsa", "a.example", 10, 0, &[]),
+            ("tlsa", "a.example", 10, 1, &[("tlsa-invalid", 1)]),
+            ("tlsa", "b.example", 5, 0, &[]),
+            ("tlsa", "B.example.", 0, 3, &[("starttls-not-supported", 3)]),
+        ]);
+        let a = evaluate(&r, &d);
+        assert_eq!(a.len(), 2);
+        assert_eq!(
+            (a[0].policy_type.as_str(), a[0].failed, a[0].total),
+            ("sts", 1, 21)
+        );
+        assert_eq!(
+            (a[1].failed, a[1].total, a[1].severity),
+            (3, 8, Severity::Crit)
+        );
     }
 
     #[test]

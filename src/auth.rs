@@ -18,16 +18,21 @@
 use serde::Serialize;
 
 /// One `dkim=` result from a trusted header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DkimResult {
-    #[serde(rename = "authserv-id")]
+    /// Empty inside an [`ArHeader`], which names it once.
+    #[serde(
+        rename = "authserv-id",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub authserv_id: String,
     pub result: String,
-    #[serde(rename = "header-d", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "header-d", default, skip_serializing_if = "Option::is_none")]
     pub header_d: Option<String>,
-    #[serde(rename = "header-i", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "header-i", default, skip_serializing_if = "Option::is_none")]
     pub header_i: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
 }
 
@@ -42,6 +47,10 @@ pub struct Verdict {
     #[serde(rename = "aligned-with", skip_serializing_if = "Option::is_none")]
     pub aligned_with: Option<&'static str>,
     pub dkim: Vec<DkimResult>,
+    /// Every A-R header's DKIM results, trusted or not (see [`ArHeader`]); record
+    /// version 3. Empty (and not written) for a report without A-R headers (HTTPS).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ArHeader>,
 }
 
 impl Verdict {
@@ -156,6 +165,110 @@ pub fn trusted_dkim(headers: &[String], trusted: &[String]) -> Vec<DkimResult> {
     out
 }
 
+/// What one `Authentication-Results` header said about DKIM, kept in the record
+/// whether or not its authserv-id is trusted (`authentication.headers`), so that the
+/// operator's commands can judge a stored report again once the operator names the
+/// authserv-id (`tlsrpt ... --trusted-authserv-id`), by the same rule as delivery
+/// ([`trusted_of`]). Headers without a `dkim=` result are kept too: they end the
+/// trusted block at the top.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ArHeader {
+    #[serde(rename = "authserv-id")]
+    pub authserv_id: String,
+    #[serde(default)]
+    pub dkim: Vec<DkimResult>,
+}
+
+/// Most A-R headers kept per record (a message passes a handful of verifiers; a sender
+/// may add hundreds of its own below them, and reading stops at the first of those).
+pub const MAX_KEPT_HEADERS: usize = 16;
+/// Most `dkim=` results kept per header.
+pub const MAX_KEPT_RESULTS: usize = 8;
+/// Longest value kept (bytes, cut on a character boundary).
+pub const MAX_KEPT_LEN: usize = 255;
+
+fn cut(s: &str) -> String {
+    let mut end = s.len().min(MAX_KEPT_LEN);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Every header's DKIM results, top first, bounded (see the `MAX_KEPT_*` limits).
+pub fn observed(headers: &[String]) -> Vec<ArHeader> {
+    headers
+        .iter()
+        .take(MAX_KEPT_HEADERS)
+        .map(|h| {
+            let id = authserv_id(h);
+            let dkim = parse_dkim(h, &id)
+                .into_iter()
+                .take(MAX_KEPT_RESULTS)
+                .map(|r| DkimResult {
+                    authserv_id: String::new(),
+                    result: cut(&r.result),
+                    header_d: r.header_d.as_deref().map(cut),
+                    header_i: r.header_i.as_deref().map(cut),
+                    selector: r.selector.as_deref().map(cut),
+                })
+                .collect();
+            ArHeader {
+                authserv_id: cut(&id),
+                dkim,
+            }
+        })
+        .collect()
+}
+
+/// [`trusted_dkim`]'s rule over headers already parsed: from the top, while the
+/// authserv-id is trusted; per authserv-id the first header with `dkim=` results.
+pub fn trusted_of(headers: &[ArHeader], trusted: &[String]) -> Vec<DkimResult> {
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for h in headers {
+        if !trusted.contains(&h.authserv_id) {
+            break;
+        }
+        if h.dkim.is_empty() || seen.contains(&h.authserv_id.as_str()) {
+            continue;
+        }
+        seen.push(&h.authserv_id);
+        out.extend(h.dkim.iter().map(|r| DkimResult {
+            authserv_id: h.authserv_id.clone(),
+            ..r.clone()
+        }));
+    }
+    out
+}
+
+/// The authserv-ids an operator must trust for this report to pass: those of the top
+/// headers down to the first that carries an aligned `dkim=pass` (sorted, each once);
+/// `None` when no trust would make it pass. Trusting a set that holds them gives the
+/// same verdict as [`trusted_of`] and [`verdict`] with that set (tested), which is how
+/// a database can judge stored reports by a trust given only when it is read.
+pub fn needed_ids(
+    headers: &[ArHeader],
+    submitter: Option<&str>,
+    contact_info: Option<&str>,
+    from: Option<&str>,
+) -> Option<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for h in headers {
+        if !ids.contains(&h.authserv_id) {
+            ids.push(h.authserv_id.clone());
+        }
+        if h.dkim.is_empty() {
+            continue;
+        }
+        if verdict(trusted_of(headers, &ids), submitter, contact_info, from).is_pass() {
+            ids.sort();
+            return Some(ids);
+        }
+    }
+    None
+}
+
 fn domain_of(addr: &str) -> Option<String> {
     let a = addr.trim().trim_start_matches("mailto:");
     let a = match (a.rfind('<'), a.rfind('>')) {
@@ -216,6 +329,7 @@ pub fn verdict(
                 aligned_domain: Some(d.to_ascii_lowercase()),
                 aligned_with: Some(with),
                 dkim,
+                headers: Vec::new(),
             };
         }
     }
@@ -224,6 +338,7 @@ pub fn verdict(
         aligned_domain: None,
         aligned_with: None,
         dkim,
+        headers: Vec::new(),
     }
 }
 

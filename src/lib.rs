@@ -12,6 +12,7 @@ pub mod alert;
 pub mod auth;
 pub mod cgi;
 pub mod cli;
+pub mod counting;
 pub mod datetime;
 pub mod decode;
 pub mod error;
@@ -116,6 +117,7 @@ pub fn analyse(raw: &[u8], limits: &Limits, policy: &AuthPolicy) -> Analysis {
         .collect();
     let mut accepted = Vec::new();
     let dkim = auth::trusted_dkim(&ex.headers.authentication_results, &policy.trusted);
+    let observed = auth::observed(&ex.headers.authentication_results);
     // Each document's JSON bytes are dropped as soon as it is parsed: for a large
     // report they are as big as the parsed form.
     for doc in std::mem::take(&mut ex.reports) {
@@ -132,12 +134,13 @@ pub fn analyse(raw: &[u8], limits: &Limits, policy: &AuthPolicy) -> Analysis {
                 warnings.append(&mut parsed.warnings);
                 parsed.warnings = warnings;
                 let h = &ex.headers;
-                let verdict = auth::verdict(
+                let mut verdict = auth::verdict(
                     dkim.clone(),
                     h.tls_report_submitter.as_deref(),
                     parsed.report.contact_info.as_deref(),
                     h.from.as_deref(),
                 );
+                verdict.headers = observed.clone();
                 if !policy.accept_domains.is_empty() {
                     let outside: Vec<&str> = parsed
                         .report
@@ -390,6 +393,9 @@ pub fn run_with(
     };
 
     let mut fresh: Vec<&Accepted> = Vec::new();
+    // The reports the log line names: those stored, or else the duplicates (which
+    // report was it, when nothing new was stored?).
+    let mut named: Vec<&Accepted> = Vec::new();
     if !lines.is_empty() {
         let lock = spool.lock()?;
         let result = spool.append(&lock, &now.utc_day(), &lines)?;
@@ -397,6 +403,11 @@ pub fn run_with(
         out.stored = result.stored.len();
         out.duplicates = result.duplicates.len();
         fresh = result.stored.iter().map(|&i| &accepted[i]).collect();
+        named = if fresh.is_empty() {
+            result.duplicates.iter().map(|&i| &accepted[i]).collect()
+        } else {
+            fresh.clone()
+        };
     }
     if !reasons.is_empty() {
         let reason = reasons.join("; ");
@@ -415,14 +426,34 @@ pub fn run_with(
     }
 
     // Logging happens after the commit point and cannot change the outcome.
-    let reports: Vec<&report::Report> = fresh.iter().map(|a| &a.parsed.report).collect();
-    let mut verdicts: Vec<&str> = fresh.iter().map(|a| a.auth.verdict).collect();
+    let reports: Vec<&report::Report> = named.iter().map(|a| &a.parsed.report).collect();
+    let mut verdicts: Vec<&str> = named.iter().map(|a| a.auth.verdict).collect();
     verdicts.dedup();
-    let auth_field = if verdicts.is_empty() {
+    let mut auth_field = if verdicts.is_empty() {
         String::new()
     } else {
         format!(" dkim={}", verdicts.join(","))
     };
+    // Why a report is unauthenticated, when an A-R header had DKIM results from an
+    // authserv-id that is not trusted: the id to add with --trusted-authserv-id.
+    if verdicts.contains(&"unauthenticated") {
+        let mut ids: Vec<&str> = Vec::new();
+        for h in named.iter().flat_map(|a| &a.auth.headers) {
+            if !h.dkim.is_empty()
+                && !policy.trusted.contains(&h.authserv_id)
+                && !ids.contains(&h.authserv_id.as_str())
+                && ids.len() < 4
+            {
+                ids.push(&h.authserv_id);
+            }
+        }
+        if !ids.is_empty() {
+            auth_field.push_str(&format!(
+                " untrusted-authserv-ids={}",
+                sanitize::value(&ids.join(","), 300)
+            ));
+        }
+    }
     log_outcome(log, &out, &reports, &format!("{auth_field}{ctx}"));
     // Forged reports must not be able to flood the alert channel (RFC 8460 §3).
     let t = thresholds(cli);

@@ -1,4 +1,4 @@
-//! Reports → spool records: one JSON line per report, schema version 2.
+//! Reports → spool records: one JSON line per report, schema version 3.
 //!
 //! A record is the normalised report under `"report"` (RFC 8460 field names, unknown
 //! fields kept), plus what an operator needs around it: when and how it arrived, the
@@ -15,7 +15,8 @@ use crate::report::{Report, Totals, Warning};
 
 /// 2: `source.transport` (`mail` or `https`), and for HTTPS `source.remote-address` and
 /// `source.user-agent` (the request's Content-Type is `source.content-type`).
-pub const RECORD_VERSION: u32 = 2;
+/// 3: `authentication.headers`, every A-R header's DKIM results (crate::auth::ArHeader).
+pub const RECORD_VERSION: u32 = 3;
 
 /// Envelope data the MTA passed on the command line or in the environment. Values are
 /// kept as given, including empty strings (Postfix expands absent macros to "").

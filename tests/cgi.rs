@@ -84,7 +84,7 @@ fn real_reports_stored_duplicates_200() {
     let recs = env.records();
     assert_eq!(recs.len(), 2);
     for r in &recs {
-        assert_eq!(r["version"], 2);
+        assert_eq!(r["version"], 3);
         assert_eq!(r["source"]["transport"], "https");
         assert_eq!(r["source"]["remote-address"], "192.0.2.77");
         assert_eq!(r["source"]["user-agent"], "test-sender/1.0");

@@ -163,7 +163,7 @@ fn check(name: &str, source: &Value, input: &[u8], want_codes: &[&str]) {
     let mut want: Vec<&str> = want_codes.to_vec();
     want.sort();
     assert_eq!(codes, want, "{name}: warnings {}", rec["warnings"]);
-    assert_eq!(rec["version"], 2);
+    assert_eq!(rec["version"], 3);
     assert_eq!(rec["dedup-key"].as_str().unwrap().len(), 64);
     // Totals match the source's own numbers.
     let pols = source["policies"].as_array().unwrap();

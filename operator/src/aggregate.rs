@@ -1,13 +1,15 @@
 //! Records → per-domain figures, with the counting rules (pure; no I/O).
 //!
 //! Counting rules, each pinned by a test in operator/tests/summary.rs:
-//! - **Once per report and domain.** A sender that checks MTA-STS and DANE for one
-//!   session reports it under two policies of one report (Microsoft: `sts` and `tlsa`
-//!   for the same domain and the same sessions). Per report and policy domain, the
+//! - **The counting rule** (tlsrpt_pipe::counting, the one definition the alerts use
+//!   too): within one report and policy domain, policies of the same type add up (one
+//!   `tlsa` policy per MX host; SocketLabs' two `sts` policies), and policies of
+//!   different types are the same sessions judged twice (Microsoft's `sts` and `tlsa`)
+//!   and count once: the type with the most sessions, then the most failures. The
 //!   domain's figures (sessions, result types, MX hosts, IPs, organisations, days) come
-//!   from one policy: the one with the largest total session count (ties: more failures,
-//!   then the first). Summing every policy, as parsedmarc's dashboards and mox do, counts
-//!   those sessions twice.
+//!   from the counted type's policies. Summing every policy, as parsedmarc's dashboards
+//!   and mox do, counts Microsoft's sessions twice; taking one policy, as this program
+//!   did before, lost the other policies of the same type.
 //! - **Per policy type, each type's own figures**: the `sts` and the `tlsa` rows each
 //!   show what their policy reported.
 //! - **A report stored twice counts once**: the same dedup key (SHA-256 of organisation
@@ -20,7 +22,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use tlsrpt_pipe::counting;
+
 use crate::record::{Parsed, PolicyResult, Report};
+use crate::trust::{LeftOut, Trust};
 use crate::window::{DAY, Window};
 
 /// Sessions in a group.
@@ -353,6 +358,8 @@ pub struct DomainStats {
     pub daily: DaySeries,
     /// The `sts` policy-strings reports carried (lines as sent), at most `MAX_POLICIES`.
     pub sts_policies: BTreeMap<Vec<String>, PolicySeen>,
+    /// Reports counted without being authenticated (--include-unauthenticated).
+    pub unauthenticated_reports: u64,
 }
 
 /// Per-domain figures of one window.
@@ -364,21 +371,15 @@ pub struct Tally {
     pub sessions_only: bool,
 }
 
-/// Lower case, no trailing dot; `(none)` when the report names no policy domain.
+/// Lower case, no trailing dot; `(none)` when the report names no policy domain (the
+/// delivery crate's definition, shared by the alerts).
 pub fn domain_key(d: Option<&str>) -> String {
-    match d.map(|d| d.trim().trim_end_matches('.')) {
-        Some(d) if !d.is_empty() => d.to_ascii_lowercase(),
-        _ => "(none)".to_owned(),
-    }
+    counting::domain_key(d)
 }
 
 /// A policy's type, `(none)` when the report names none.
-pub(crate) fn policy_type(p: &PolicyResult) -> String {
-    p.policy
-        .policy_type
-        .as_deref()
-        .map(str::to_owned)
-        .unwrap_or_else(|| "(none)".to_owned())
+pub(crate) fn policy_type<'p>(p: &'p PolicyResult) -> &'p str {
+    p.policy.policy_type.as_deref().unwrap_or(counting::NONE)
 }
 
 /// The receiving MX host a failure is counted under: lower case, no trailing dot,
@@ -389,8 +390,44 @@ pub(crate) fn mx_key(m: Option<&str>) -> String {
         .unwrap_or_else(|| "(none)".to_owned())
 }
 
-/// The report's policies grouped by domain, in first-appearance order.
-pub fn by_domain<'r, 'a>(report: &'r Report<'a>) -> Vec<(String, Vec<&'r PolicyResult<'a>>)> {
+/// One report's policies of one domain, with the counting rule applied
+/// (tlsrpt_pipe::counting: policies of one type add up, different types count once).
+pub struct Share<'r, 'a> {
+    pub domain: String,
+    /// Every policy of the domain, in report order.
+    pub policies: Vec<&'r PolicyResult<'a>>,
+    /// The counted type and its summed sessions.
+    pub counted_type: String,
+    pub successful: u64,
+    pub failed: u64,
+}
+
+impl<'r, 'a> Share<'r, 'a> {
+    /// The policies whose sessions and failure details count for the domain.
+    pub fn counted(&self) -> impl Iterator<Item = &'r PolicyResult<'a>> + '_ {
+        self.policies
+            .iter()
+            .copied()
+            .filter(|p| policy_type(p) == self.counted_type)
+    }
+
+    /// Each type's own sessions (type, successful, failed), in first-appearance order.
+    pub fn types(&self) -> Vec<counting::Counted<'_>> {
+        counting::by_type(self.policies.iter().map(|p| count_of(p)))
+    }
+}
+
+fn count_of<'p>(p: &'p PolicyResult) -> counting::PolicyCount<'p> {
+    counting::PolicyCount {
+        policy_type: policy_type(p),
+        successful: p.summary.successful,
+        failed: p.summary.failed,
+    }
+}
+
+/// The report's policies grouped by domain (first-appearance order), each with the
+/// counting rule applied.
+pub fn shares<'r, 'a>(report: &'r Report<'a>) -> Vec<Share<'r, 'a>> {
     let mut groups: Vec<(String, Vec<&PolicyResult>)> = Vec::new();
     for p in &report.policies {
         let d = domain_key(p.policy.policy_domain.as_deref());
@@ -400,23 +437,33 @@ pub fn by_domain<'r, 'a>(report: &'r Report<'a>) -> Vec<(String, Vec<&'r PolicyR
         }
     }
     groups
+        .into_iter()
+        .map(|(domain, policies)| {
+            let c = counting::counted(policies.iter().map(|p| count_of(p)))
+                .expect("a group has a policy");
+            let (counted_type, successful, failed) =
+                (c.policy_type.to_owned(), c.successful, c.failed);
+            Share {
+                domain,
+                policies,
+                counted_type,
+                successful,
+                failed,
+            }
+        })
+        .collect()
 }
 
-/// The policy whose figures stand for the domain in this report (see the module rules).
-pub fn representative<'r, 'a>(policies: &[&'r PolicyResult<'a>]) -> &'r PolicyResult<'a> {
-    let mut best = policies[0];
-    for &p in &policies[1..] {
-        let key = |p: &PolicyResult| {
-            (
-                p.summary.successful.saturating_add(p.summary.failed),
-                p.summary.failed,
-            )
-        };
-        if key(p) > key(best) {
-            best = p;
+/// The domains a report names (domain keys, first-appearance order).
+pub fn domains_of(report: &Report) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for p in &report.policies {
+        let d = domain_key(p.policy.policy_domain.as_deref());
+        if !v.contains(&d) {
+            v.push(d);
         }
     }
-    best
+    v
 }
 
 impl Tally {
@@ -428,13 +475,12 @@ impl Tally {
             .unwrap_or("(unknown)")
             .to_owned();
         let day = start.div_euclid(DAY) * DAY;
-        for (domain, policies) in by_domain(report) {
-            if !domains.is_empty() && !domains.contains(&domain) {
+        for share in shares(report) {
+            if !domains.is_empty() && !domains.contains(&share.domain) {
                 continue;
             }
-            let d = self.domains.entry(domain).or_default();
-            let rep = representative(&policies);
-            let (s, f) = (rep.summary.successful, rep.summary.failed);
+            let d = self.domains.entry(share.domain.clone()).or_default();
+            let (s, f) = (share.successful, share.failed);
             d.sessions.reports += 1;
             d.sessions.successful = d.sessions.successful.saturating_add(s);
             d.sessions.failed = d.sessions.failed.saturating_add(f);
@@ -447,7 +493,7 @@ impl Tally {
             o.failed = o.failed.saturating_add(f);
             d.daily.add(day, s, f);
             let mut seen_types: Vec<&str> = Vec::new();
-            for fd in &rep.failure_details {
+            for fd in share.counted().flat_map(|p| &p.failure_details) {
                 let t = fd.result_type.as_deref().unwrap_or("(none)");
                 let n = fd.failed_session_count;
                 let r = d
@@ -476,58 +522,59 @@ impl Tally {
                     r.add_uri(u);
                 }
                 if let Some(mx) = fd.receiving_mx_hostname.as_deref() {
-                    {
-                        let e = d
-                            .receiving_mx
-                            .entry(mx.trim_end_matches('.').to_ascii_lowercase())
-                            .or_default();
-                        *e = e.saturating_add(n);
-                    }
+                    let e = d
+                        .receiving_mx
+                        .entry(mx.trim_end_matches('.').to_ascii_lowercase())
+                        .or_default();
+                    *e = e.saturating_add(n);
                 }
                 if let Some(ip) = fd.receiving_ip.as_deref() {
-                    {
-                        let e = d.receiving_ip.entry(ip.to_owned()).or_default();
-                        *e = e.saturating_add(n);
-                    }
+                    let e = d.receiving_ip.entry(ip.to_owned()).or_default();
+                    *e = e.saturating_add(n);
                 }
                 if let Some(ip) = fd.sending_mta_ip.as_deref() {
-                    {
-                        let e = d.sending_ip.entry(IpKey::new(ip)).or_default();
-                        *e = e.saturating_add(n);
-                    }
+                    let e = d.sending_ip.entry(IpKey::new(ip)).or_default();
+                    *e = e.saturating_add(n);
+                }
+            }
+            // The sts policy-strings the report carried for the domain, each once.
+            let mut strings: Vec<Vec<String>> = Vec::new();
+            for p in share.policies.iter().filter(|p| policy_type(p) == "sts") {
+                if p.policy.policy_string.is_empty() {
+                    continue;
+                }
+                let lines: Vec<String> = p
+                    .policy
+                    .policy_string
+                    .iter()
+                    .map(|l| l.trim().to_owned())
+                    .collect();
+                if !strings.contains(&lines) {
+                    strings.push(lines);
+                }
+            }
+            for lines in strings {
+                if d.sts_policies.contains_key(&lines) || d.sts_policies.len() < MAX_POLICIES {
+                    let ps = d.sts_policies.entry(lines).or_insert_with(|| PolicySeen {
+                        first_seen: start,
+                        last_seen: start,
+                        ..PolicySeen::default()
+                    });
+                    ps.reports += 1;
+                    ps.first_seen = ps.first_seen.min(start);
+                    ps.last_seen = ps.last_seen.max(start);
+                    ps.add_org(&org);
                 }
             }
             // Per policy type: each type's own figures, once per report and type.
-            let mut types_done: Vec<String> = Vec::new();
-            for p in &policies {
-                let t = policy_type(p);
-                if t == "sts" && !p.policy.policy_string.is_empty() {
-                    let lines: Vec<String> = p
-                        .policy
-                        .policy_string
-                        .iter()
-                        .map(|l| l.trim().to_owned())
-                        .collect();
-                    if d.sts_policies.contains_key(&lines) || d.sts_policies.len() < MAX_POLICIES {
-                        let ps = d.sts_policies.entry(lines).or_insert_with(|| PolicySeen {
-                            first_seen: start,
-                            last_seen: start,
-                            ..PolicySeen::default()
-                        });
-                        ps.reports += 1;
-                        ps.first_seen = ps.first_seen.min(start);
-                        ps.last_seen = ps.last_seen.max(start);
-                        ps.add_org(&org);
-                    }
-                }
-                let ts = d.policy_types.entry(t.clone()).or_default();
-                if !types_done.contains(&t) {
-                    ts.sessions.reports += 1;
-                    types_done.push(t);
-                }
-                ts.sessions.successful =
-                    ts.sessions.successful.saturating_add(p.summary.successful);
-                ts.sessions.failed = ts.sessions.failed.saturating_add(p.summary.failed);
+            for t in share.types() {
+                let ts = d.policy_types.entry(t.policy_type.to_owned()).or_default();
+                ts.sessions.reports += 1;
+                ts.sessions.successful = ts.sessions.successful.saturating_add(t.successful);
+                ts.sessions.failed = ts.sessions.failed.saturating_add(t.failed);
+            }
+            for p in &share.policies {
+                let ts = d.policy_types.entry(policy_type(p).to_owned()).or_default();
                 for fd in &p.failure_details {
                     let rt = fd.result_type.as_deref().unwrap_or("(none)");
                     let e = ts.result_types.entry(rt.to_owned()).or_default();
@@ -555,6 +602,9 @@ impl Tally {
         for (name, o) in other.domains {
             let d = self.domains.entry(name).or_default();
             add_s(&mut d.sessions, &o.sessions);
+            d.unauthenticated_reports = d
+                .unauthenticated_reports
+                .saturating_add(o.unauthenticated_reports);
             for (k, v) in o.organizations {
                 add_s(d.organizations.entry(k).or_default(), &v);
             }
@@ -627,26 +677,41 @@ pub fn dedup_id(key: Option<&str>, report: &Report) -> u128 {
     h
 }
 
+/// Reports of the current window left out for want of trust, by what would make them
+/// count (crate::trust::LeftOut).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LeftOutStats {
+    pub reports: u64,
+    /// Their sessions, by the counting rule, over the selected domains.
+    pub successful: u64,
+    pub failed: u64,
+}
+
 /// The figures of a window and of the one before it, authenticated and not.
 #[derive(Debug)]
 pub struct Summary {
     pub window: Window,
+    pub trust: Trust,
     pub include_unauthenticated: bool,
     pub domains: Vec<String>,
     pub current: Tally,
     pub previous: Tally,
     pub unauthenticated: Tally,
     pub unauthenticated_previous: Tally,
+    /// The current window's reports that are not authenticated, by what would make
+    /// them count (also with --include-unauthenticated, which counts them anyway).
+    pub left_out: BTreeMap<LeftOut, LeftOutStats>,
     seen: HashSet<u128>,
     /// Further copies of reports of the current window, not counted.
     pub duplicates: u64,
 }
 
 impl Summary {
-    pub fn new(window: Window, domains: Vec<String>, include_unauthenticated: bool) -> Summary {
+    pub fn new(window: Window, domains: Vec<String>, trust: Trust) -> Summary {
         Summary {
             window,
-            include_unauthenticated,
+            include_unauthenticated: trust.everything,
+            trust,
             domains: domains.iter().map(|d| domain_key(Some(d))).collect(),
             current: Tally::default(),
             previous: Tally {
@@ -658,6 +723,7 @@ impl Summary {
                 sessions_only: true,
                 ..Tally::default()
             },
+            left_out: BTreeMap::new(),
             seen: HashSet::new(),
             duplicates: 0,
         }
@@ -670,7 +736,17 @@ impl Summary {
         self.unauthenticated.merge(other.unauthenticated);
         self.unauthenticated_previous
             .merge(other.unauthenticated_previous);
+        for (k, v) in other.left_out {
+            self.add_left_out(k, v);
+        }
         self.duplicates = self.duplicates.saturating_add(other.duplicates);
+    }
+
+    pub fn add_left_out(&mut self, k: LeftOut, v: LeftOutStats) {
+        let e = self.left_out.entry(k).or_default();
+        e.reports = e.reports.saturating_add(v.reports);
+        e.successful = e.successful.saturating_add(v.successful);
+        e.failed = e.failed.saturating_add(v.failed);
     }
 
     /// Counts one record if its date range ends in the window or the previous one.
@@ -689,14 +765,34 @@ impl Summary {
             }
             return;
         }
-        let counted = r.authenticated() || self.include_unauthenticated;
-        let tally = match (counted, current) {
+        let judged = self.trust.judge(r);
+        if let (Some(why), true) = (&judged.left_out, current) {
+            let mut v = LeftOutStats::default();
+            for sh in shares(&r.report) {
+                if self.domains.is_empty() || self.domains.contains(&sh.domain) {
+                    v.successful = v.successful.saturating_add(sh.successful);
+                    v.failed = v.failed.saturating_add(sh.failed);
+                    v.reports = 1;
+                }
+            }
+            if v.reports > 0 {
+                self.add_left_out(why.clone(), v);
+            }
+        }
+        let tally = match (judged.counted, current) {
             (true, true) => &mut self.current,
             (true, false) => &mut self.previous,
             (false, true) => &mut self.unauthenticated,
             (false, false) => &mut self.unauthenticated_previous,
         };
         tally.add(&r.report, p.start, &self.domains);
+        if judged.counted && !judged.authenticated && current {
+            for d in domains_of(&r.report) {
+                if let Some(x) = tally.domains.get_mut(&d) {
+                    x.unauthenticated_reports += 1;
+                }
+            }
+        }
     }
 }
 

@@ -15,8 +15,13 @@
 
 use std::fmt;
 
-use crate::aggregate::Summary;
+use crate::aggregate::{self, Summary};
+use crate::cli::CheckArgs;
+use crate::exit::Failure;
 use crate::silence::{self, History};
+use crate::spool;
+use crate::trust::Trust;
+use crate::window::{self, Window};
 
 /// A monitoring-plugins threshold range (`10`, `10:`, `~:10`, `10:20`, `@10:20`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,6 +96,14 @@ pub enum Status {
     Unknown = 3,
 }
 
+// The plugin statuses are the exit table's (crate::exit).
+const _: () = assert!(
+    Status::Ok as u8 == crate::exit::OK
+        && Status::Warning as u8 == crate::exit::FAILED
+        && Status::Critical as u8 == crate::exit::USAGE
+        && Status::Unknown as u8 == crate::exit::UNKNOWN
+);
+
 impl Status {
     pub fn label(self) -> &'static str {
         match self {
@@ -142,6 +155,125 @@ impl Verdict {
 /// A perfdata label: quoted, with `'` and `=` (which would end it) replaced.
 fn perf_label(s: &str) -> String {
     format!("'{}'", s.replace(['\'', '='], "_"))
+}
+
+/// Days of history the check reads besides its window, to judge silence.
+const CHECK_HISTORY: i64 = 30 * window::DAY;
+
+/// `tlsrpt check`: reads the window and the reporters' history (from the spools or the
+/// database), judges them; the plugin output and its status. Every trouble that
+/// prevents an answer is UNKNOWN.
+pub fn run(a: &CheckArgs, now: i64) -> Result<(String, Status), Failure> {
+    let unknown = Failure::unknown;
+    let since = window::parse_when(&a.since, now).map_err(|e| unknown(format!("--since {e}")))?;
+    if since >= now {
+        return Err(unknown(format!("--since {:?} is not in the past", a.since)));
+    }
+    let w = Window { since, until: now };
+    let warning = Range::parse(&a.warning).map_err(|e| unknown(format!("-w {e}")))?;
+    let critical = Range::parse(&a.critical).map_err(|e| unknown(format!("-c {e}")))?;
+    let max_silence = match &a.max_silence {
+        Some(d) => {
+            let is_duration = d.trim().ends_with(|c: char| c.is_ascii_alphabetic());
+            match window::parse_when(d, 0) {
+                Ok(t) if t < 0 && is_duration => Some(-t),
+                _ => {
+                    return Err(unknown(format!(
+                        "--max-silence {d:?}: not a duration (36h, 3d)"
+                    )));
+                }
+            }
+        }
+        None => None,
+    };
+    let trust =
+        Trust::new(&a.trusted.trusted_authserv_id, a.include_unauthenticated).map_err(unknown)?;
+    let domains: Vec<String> = a
+        .domain
+        .iter()
+        .map(|d| aggregate::domain_key(Some(d)))
+        .collect();
+    let horizon = (now - CHECK_HISTORY)
+        .min(w.previous().since)
+        .min(now - max_silence.unwrap_or(0) - 2 * window::DAY);
+    let mut h = History::default();
+    let mut skipped = spool::Skipped::default();
+    let s = match &a.db {
+        Some(db) => {
+            // From the database: the window's figures, and the reporters' history.
+            let unknown_db = |m: String| unknown(format!("{db}: {m}"));
+            let mut r = crate::db::open_read(db).map_err(|e| unknown_db(e.msg))?;
+            let s = crate::summary::collect_db(r.as_mut(), w, &domains, &trust)
+                .map_err(|e| unknown_db(e.msg))?;
+            let q = crate::db::Query {
+                previous_since: w.previous().since,
+                since: w.since,
+                until: w.until,
+                domains: domains.clone(),
+                everything: trust.everything,
+                covered: trust.covered_needs(),
+                share: (0, 1),
+            };
+            r.history(horizon - window::DAY, &q, &mut |t| {
+                if let (true, Some(day), crate::db::figures::Figure::Domain { organization, .. }) =
+                    (t.counted, t.day, &t.figure)
+                    && (domains.is_empty() || domains.contains(&t.domain))
+                {
+                    h.add(&t.domain, organization, day, t.last_end);
+                }
+            })
+            .map_err(|e| unknown_db(e.msg))?;
+            s
+        }
+        None => {
+            let mut s = Summary::new(w, domains.clone(), trust.clone());
+            let mut errors = Vec::new();
+            let first_day = horizon.div_euclid(window::DAY) * window::DAY - window::DAY;
+            let readable =
+                spool::each_record(&a.spool, first_day, &mut skipped, &mut errors, |p| {
+                    s.add(p);
+                    if trust.judge(&p.record).counted {
+                        let org = p
+                            .record
+                            .report
+                            .organization_name
+                            .as_deref()
+                            .unwrap_or("(unknown)");
+                        for d in aggregate::domains_of(&p.record.report) {
+                            if domains.is_empty() || domains.contains(&d) {
+                                h.add(&d, org, p.start, p.end);
+                            }
+                        }
+                    }
+                });
+            if readable < a.spool.len() {
+                // An unreadable spool hides reports: the check cannot decide.
+                return Err(unknown(format!("cannot read spool: {}", errors.join("; "))));
+            }
+            s
+        }
+    };
+    let v = judge(
+        &s,
+        &h,
+        &Params {
+            warning,
+            critical,
+            critical_types: &a.critical_result_type,
+            max_silence,
+            domains: &domains,
+            horizon_days: (now - horizon) / window::DAY,
+            now,
+        },
+    );
+    let mut out = v.output();
+    if skipped.lines > 0 || skipped.files > 0 {
+        out.push_str(&format!(
+            "note: {} spool lines skipped, {} day files unreadable\n",
+            skipped.lines, skipped.files
+        ));
+    }
+    Ok((out, v.status))
 }
 
 /// Judges a window's figures and the reporters' history.
@@ -232,6 +364,14 @@ pub fn judge(s: &Summary, h: &History, p: &Params) -> Verdict {
                             ),
                         ));
                     }
+            }
+        }
+    }
+    // Reports left out for want of trust that carry failures: not judged is not OK.
+    if !s.include_unauthenticated {
+        for w in crate::summary::left_out_docs(&s.left_out) {
+            if w.failed > 0 {
+                findings.push((Status::Warning, format!("not judged: {}", w.line())));
             }
         }
     }

@@ -11,8 +11,10 @@ pub const DEFAULT_DB: &str = "sqlite:///var/lib/tlsrpt/tlsrpt.db";
 /// The operator's view of SMTP TLS Reports (RFC 8460) stored by tlsrpt-pipe.
 ///
 /// Reads spools read-only: a member of the spool's group without write access can run
-/// every command. Exit status: 0 done, 1 no spool could be read (or the mail digest
-/// could not be handed to sendmail), 2 bad arguments.
+/// every command. Exit status (crate::exit): 0 done, 1 nothing could be read or a
+/// permanent local problem, 2 bad arguments, 75 the database unreachable (try again);
+/// the monitoring plugins (check, check-record, check-domain) 0 OK, 1 WARNING,
+/// 2 CRITICAL, 3 UNKNOWN.
 #[derive(Debug, Parser)]
 #[command(name = "tlsrpt", version, max_term_width = 100)]
 pub struct Cli {
@@ -70,6 +72,26 @@ pub struct Select {
     /// Count reports without a trusted, aligned DKIM pass as well (they may be forged).
     #[arg(long)]
     pub include_unauthenticated: bool,
+
+    #[command(flatten)]
+    pub trusted: Trusted,
+}
+
+/// The authserv-ids whose Authentication-Results are believed when stored reports are
+/// judged again (as tlsrpt-pipe's option of the same name; crate::trust).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Trusted {
+    /// Also count a stored report whose DKIM pass this authserv-id recorded (your MTA's
+    /// or milter's Authentication-Results id), judged by tlsrpt-pipe's rule: reports
+    /// stored before tlsrpt-pipe trusted it count too. Repeatable; the environment
+    /// variable takes a comma-separated list.
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "TLSRPT_TRUSTED_AUTHSERV_ID",
+        value_delimiter = ','
+    )]
+    pub trusted_authserv_id: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,6 +191,9 @@ pub struct MetricsArgs {
     /// Count reports without a trusted DKIM pass as well.
     #[arg(long)]
     pub include_unauthenticated: bool,
+
+    #[command(flatten)]
+    pub trusted: Trusted,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +239,9 @@ pub struct CheckArgs {
     /// Count reports without a trusted DKIM pass as well.
     #[arg(long)]
     pub include_unauthenticated: bool,
+
+    #[command(flatten)]
+    pub trusted: Trusted,
 
     /// Judge from this database (filled by `tlsrpt load` from every MX) instead of the
     /// spools; an unreachable database is UNKNOWN.
@@ -325,6 +353,9 @@ pub struct LoadArgs {
     /// Say what was loaded (one line on stdout).
     #[arg(short, long)]
     pub verbose: bool,
+
+    #[command(flatten)]
+    pub trusted: Trusted,
 }
 
 fn default_jobs() -> u16 {

@@ -1,17 +1,20 @@
-//! One function per subcommand: arguments → reading → output. Shared steps (the
-//! window, the spool walk) live in the modules below; this file only wires them.
+//! One function per subcommand: arguments → the modules that read, judge and render →
+//! output. Each command is wired the same way: its arguments, the trust and window it
+//! reads with, one call to the module that does the work, and its output; failures are
+//! crate::exit's. Nothing is computed here.
 
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{
     CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs,
     ExportFormat, LoadArgs, MetricsArgs, PruneArgs, RecordFormat, Select, SummaryArgs,
-    SummaryFormat,
+    SummaryFormat, Trusted,
 };
+use crate::exit::Failure;
+use crate::trust::Trust;
 use crate::window::{self, Window};
 use crate::{
-    Failure, aggregate, check, check_domain, check_record, digest, export, facts, load, metrics,
-    render, silence, spool, summary,
+    check, check_domain, check_record, db, digest, export, load, metrics, render, spool, summary,
 };
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -27,24 +30,23 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The trust the read commands judge stored reports with.
+fn trust(t: &Trusted, include_unauthenticated: bool) -> Result<Trust, Failure> {
+    Trust::new(&t.trusted_authserv_id, include_unauthenticated).map_err(Failure::usage)
+}
+
 fn prune_cmd(a: PruneArgs) -> Result<(), Failure> {
     crate::prune::run(&a, now())
 }
 
-/// EX_TEMPFAIL: the database could not be reached; the next run catches up.
-pub(crate) const TEMPFAIL: u8 = 75;
-
 fn load_cmd(a: LoadArgs) -> Result<(), Failure> {
+    let trust = trust(&a.trusted, false)?;
     let map = |e: load::LoadError| match e {
-        load::LoadError::Database(m) => Failure {
-            status: TEMPFAIL,
-            message: m,
-        },
+        load::LoadError::Database(e) => e.failure(),
         load::LoadError::NoSpool(m) => Failure::failed(format!("no spool could be read: {m}")),
-        load::LoadError::Usage(m) => Failure::usage(format!("--db {m}")),
     };
-    let mut store = load::open(&a.db).map_err(map)?;
-    let l = load::load(store.as_mut(), &a.spool, a.jobs.into()).map_err(map)?;
+    let mut store = db::open_write(&a.db, true).map_err(db::DbError::failure)?;
+    let l = load::load(store.as_mut(), &a.spool, a.jobs.into(), &trust).map_err(map)?;
     if a.verbose {
         write_stdout(&format!(
             "loaded {} new reports ({} already stored) from {} day files, {} bytes; {} lines skipped; {} transactions rerun\n",
@@ -55,11 +57,8 @@ fn load_cmd(a: LoadArgs) -> Result<(), Failure> {
 }
 
 fn check_record_cmd(a: CheckRecordArgs) -> Result<(), Failure> {
-    // Like the other plugin-style command, trouble that prevents an answer is 3.
-    let fail3 = |m: String| Failure {
-        status: 3,
-        message: m,
-    };
+    // Like the other plugins, trouble that prevents an answer is 3.
+    let fail3 = |m: String| Failure::with(crate::exit::UNKNOWN, m);
     let entries = match &a.record {
         Some(txt) => vec![check_record::offline(txt, &a.expect_rua)],
         None => {
@@ -84,10 +83,7 @@ fn check_record_cmd(a: CheckRecordArgs) -> Result<(), Failure> {
     write_stdout(&out)?;
     match check_record::status(&entries) {
         0 => Ok(()),
-        s => Err(Failure {
-            status: s,
-            message: String::new(),
-        }),
+        s => Err(Failure::quiet(s)),
     }
 }
 
@@ -109,10 +105,7 @@ fn check_domain_cmd(a: CheckDomainArgs) -> Result<(), Failure> {
     write_stdout(&out)?;
     match check_domain::status(&reports) {
         0 => Ok(()),
-        s => Err(Failure {
-            status: s,
-            message: String::new(),
-        }),
+        s => Err(Failure::quiet(s)),
     }
 }
 
@@ -121,10 +114,7 @@ fn check_domain_cmd(a: CheckDomainArgs) -> Result<(), Failure> {
 pub(crate) fn probe_settings(
     p: &crate::cli::ProbeArgs,
 ) -> Result<check_domain::observe::Settings, Failure> {
-    let fail3 = |m: String| Failure {
-        status: 3,
-        message: m,
-    };
+    let fail3 = |m: String| Failure::with(crate::exit::UNKNOWN, m);
     let ns = p
         .nameserver
         .as_deref()
@@ -182,181 +172,29 @@ pub(crate) fn probe_settings(
     })
 }
 
-/// Opens a `--db` for reading: unreachable is temporary (75), a bad URL is usage (2).
-fn open_db(db: &str) -> Result<Box<dyn load::Store>, Failure> {
-    let mut store = load::open(db).map_err(|e| match e {
-        load::LoadError::Database(m) => Failure {
-            status: TEMPFAIL,
-            message: m,
-        },
-        load::LoadError::NoSpool(m) | load::LoadError::Usage(m) => {
-            Failure::usage(format!("--db {m}"))
-        }
-    })?;
-    // Reading needs the figures of schema version 4; only `tlsrpt load` (which has the
-    // right to write) creates or upgrades the schema.
-    let v = store.version().map_err(|e| Failure {
-        status: TEMPFAIL,
-        message: e.msg,
-    })?;
-    if v < load::SCHEMA_VERSION {
-        return Err(Failure::failed(format!(
-            "{db}: database schema version {v}, this tlsrpt reads version {}: run `tlsrpt load --db ...` once to create or upgrade it",
-            load::SCHEMA_VERSION
-        )));
-    }
-    Ok(store)
-}
-
 fn metrics_cmd(a: MetricsArgs) -> Result<(), Failure> {
-    if let Some(db) = &a.db {
-        let mut store = open_db(db)?;
-        return metrics::run_db(
-            store.as_mut(),
-            &a.spool,
-            &a.textfile,
-            &a.domain,
-            a.include_unauthenticated,
-            now(),
-        )
-        .map_err(|m| Failure {
-            status: TEMPFAIL,
-            message: m,
-        });
+    let trust = trust(&a.trusted, a.include_unauthenticated)?;
+    if let Some(url) = &a.db {
+        let mut r = db::open_read(url).map_err(db::DbError::failure)?;
+        return metrics::run_db(r.as_mut(), &a.spool, &a.textfile, &a.domain, &trust, now())
+            .map_err(db::DbError::failure);
     }
     let state = a.state.clone().unwrap_or_else(|| {
         let mut s = a.textfile.as_os_str().to_owned();
         s.push(".state");
         s.into()
     });
-    metrics::run(
-        &a.spool,
-        &a.textfile,
-        &state,
-        &a.domain,
-        a.include_unauthenticated,
-        now(),
-    )
-    .map(|_| ())
-    .map_err(Failure::failed)
+    metrics::run(&a.spool, &a.textfile, &state, &a.domain, &trust, now())
+        .map(|_| ())
+        .map_err(Failure::failed)
 }
 
-/// Days of history the check reads besides its window, to judge silence.
-const CHECK_HISTORY: i64 = 30 * window::DAY;
-
 fn check_cmd(a: CheckArgs) -> Result<(), Failure> {
-    // Monitoring plugins report every trouble, bad arguments included, as UNKNOWN (3).
-    let unknown = |msg: String| Failure {
-        status: check::Status::Unknown as u8,
-        message: format!("TLSRPT UNKNOWN - {msg}"),
-    };
-    let now = now();
-    let since = window::parse_when(&a.since, now).map_err(|e| unknown(format!("--since {e}")))?;
-    if since >= now {
-        return Err(unknown(format!("--since {:?} is not in the past", a.since)));
-    }
-    let w = Window { since, until: now };
-    let warning = check::Range::parse(&a.warning).map_err(|e| unknown(format!("-w {e}")))?;
-    let critical = check::Range::parse(&a.critical).map_err(|e| unknown(format!("-c {e}")))?;
-    let max_silence = match &a.max_silence {
-        Some(d) => {
-            let is_duration = d.trim().ends_with(|c: char| c.is_ascii_alphabetic());
-            match window::parse_when(d, 0) {
-                Ok(t) if t < 0 && is_duration => Some(-t),
-                _ => {
-                    return Err(unknown(format!(
-                        "--max-silence {d:?}: not a duration (36h, 3d)"
-                    )));
-                }
-            }
-        }
-        None => None,
-    };
-    let domains: Vec<String> = a
-        .domain
-        .iter()
-        .map(|d| aggregate::domain_key(Some(d)))
-        .collect();
-    let horizon = (now - CHECK_HISTORY)
-        .min(w.previous().since)
-        .min(now - max_silence.unwrap_or(0) - 2 * window::DAY);
-    let mut h = silence::History::default();
-    let mut skipped = spool::Skipped::default();
-    let s = match &a.db {
-        Some(db) => {
-            // From the database: the window's figures, and the reporters' history.
-            let unknown_db = |m: String| unknown(format!("{db}: {m}"));
-            let mut store = open_db(db).map_err(|f| unknown_db(f.message))?;
-            let s = db_summary(store.as_mut(), w, &domains, a.include_unauthenticated)
-                .map_err(|e| unknown_db(e.msg))?;
-            store
-                .history(horizon - window::DAY, &mut |t| {
-                    let counted = t.authenticated || a.include_unauthenticated;
-                    if counted
-                        && (domains.is_empty() || domains.contains(&t.domain))
-                        && let Some(day) = t.day
-                    {
-                        h.add(&t.domain, &t.b, day, t.last_end);
-                    }
-                })
-                .map_err(|e| unknown_db(e.msg))?;
-            s
-        }
-        None => {
-            let mut s = aggregate::Summary::new(w, domains.clone(), a.include_unauthenticated);
-            let mut errors = Vec::new();
-            let first_day = horizon.div_euclid(window::DAY) * window::DAY - window::DAY;
-            let readable =
-                spool::each_record(&a.spool, first_day, &mut skipped, &mut errors, |p| {
-                    s.add(p);
-                    if p.record.authenticated() || a.include_unauthenticated {
-                        let org = p
-                            .record
-                            .report
-                            .organization_name
-                            .as_deref()
-                            .unwrap_or("(unknown)");
-                        for (d, _) in aggregate::by_domain(&p.record.report) {
-                            if domains.is_empty() || domains.contains(&d) {
-                                h.add(&d, org, p.start, p.end);
-                            }
-                        }
-                    }
-                });
-            if readable < a.spool.len() {
-                // An unreadable spool hides reports: the check cannot decide.
-                return Err(unknown(format!("cannot read spool: {}", errors.join("; "))));
-            }
-            s
-        }
-    };
-    let v = check::judge(
-        &s,
-        &h,
-        &check::Params {
-            warning,
-            critical,
-            critical_types: &a.critical_result_type,
-            max_silence,
-            domains: &domains,
-            horizon_days: (now - horizon) / window::DAY,
-            now,
-        },
-    );
-    let mut out = v.output();
-    if skipped.lines > 0 || skipped.files > 0 {
-        out.push_str(&format!(
-            "note: {} spool lines skipped, {} day files unreadable\n",
-            skipped.lines, skipped.files
-        ));
-    }
+    let (out, status) = check::run(&a, now())?;
     write_stdout(&out)?;
-    match v.status {
+    match status {
         check::Status::Ok => Ok(()),
-        st => Err(Failure {
-            status: st as u8,
-            message: String::new(),
-        }),
+        st => Err(Failure::quiet(st as u8)),
     }
 }
 
@@ -417,32 +255,22 @@ fn rfc5322(t: i64) -> String {
 fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
     let now = now();
     let w = window_of(&a.select, now)?;
+    let trust = trust(&a.select.trusted, a.select.include_unauthenticated)?;
     let (s, skipped, sources) = match &a.db {
         None => {
-            let (s, k) = summary::collect(
-                &a.select.spool,
-                w,
-                a.select.domain.clone(),
-                a.select.include_unauthenticated,
-            )
-            .map_err(|e| Failure::failed(format!("no spool could be read: {}", e.0)))?;
+            let (s, k) = summary::collect(&a.select.spool, w, a.select.domain.clone(), &trust)
+                .map_err(|e| Failure::failed(format!("no spool could be read: {}", e.0)))?;
             (s, k, a.select.spool.clone())
         }
-        Some(db) => {
-            let fail = |m: String| Failure {
-                status: TEMPFAIL,
-                message: m,
-            };
-            let mut store = open_db(db)?;
-            let s = db_summary(
-                store.as_mut(),
-                w,
-                &a.select.domain,
-                a.select.include_unauthenticated,
+        Some(url) => {
+            let mut r = db::open_read(url).map_err(db::DbError::failure)?;
+            let s = summary::collect_db(r.as_mut(), w, &a.select.domain, &trust)
+                .map_err(db::DbError::failure)?;
+            (
+                s,
+                spool::Skipped::default(),
+                vec![std::path::PathBuf::from(url)],
             )
-            .map_err(|x| fail(x.msg))?;
-            let skipped = spool::Skipped::default();
-            (s, skipped, vec![std::path::PathBuf::from(db)])
         }
     };
     let mut doc = summary::document(s, skipped, &sources);
@@ -492,81 +320,6 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
     write_stdout(&text)
 }
 
-/// The summary of a window from the database: the sums of its facts (crate::facts),
-/// one GROUP BY; memory follows the groups, not the reports. On PostgreSQL the domains
-/// are split over up to 4 connections (one server process each, as `load --jobs`), and
-/// the disjoint shares merged.
-pub(crate) fn db_summary(
-    store: &mut dyn load::Store,
-    w: Window,
-    domains: &[String],
-    include_unauthenticated: bool,
-) -> Result<aggregate::Summary, load::DbError> {
-    let mut stores: Vec<Box<dyn load::Store>> = Vec::new();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    while stores.len() + 1 < cores {
-        match store.another() {
-            Ok(Some(s)) => stores.push(s),
-            _ => break,
-        }
-    }
-    let of = stores.len() as u32 + 1;
-    let mut s = aggregate::Summary::new(w, domains.to_vec(), include_unauthenticated);
-    let query = |index: u32| facts::Query {
-        previous_since: w.previous().since,
-        since: w.since,
-        until: w.until,
-        domains: s.domains.clone(),
-        include_unauthenticated,
-        share: (index, of),
-    };
-    let queries: Vec<facts::Query> = (0..of).map(query).collect();
-    // The connections fetch; this thread alone builds the figures, so they are held
-    // once (and in one allocator arena), whatever the number of connections.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<facts::Group>>(2);
-    let results: Vec<Result<(), load::DbError>> = std::thread::scope(|scope| {
-        let mut all: Vec<&mut dyn load::Store> = vec![store];
-        all.extend(
-            stores
-                .iter_mut()
-                .map(|s| s.as_mut() as &mut dyn load::Store),
-        );
-        let handles: Vec<_> = all
-            .into_iter()
-            .zip(&queries)
-            .map(|(st, q)| {
-                let tx = tx.clone();
-                scope.spawn(move || {
-                    let mut batch = Vec::with_capacity(256);
-                    st.figures(q, &mut |g| {
-                        batch.push(g);
-                        if batch.len() == 256 {
-                            // The receiver only goes away on a panic.
-                            let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(256)));
-                        }
-                    })?;
-                    let _ = tx.send(batch);
-                    Ok(())
-                })
-            })
-            .collect();
-        drop(tx);
-        for batch in rx {
-            for g in batch {
-                facts::apply(&mut s, g);
-            }
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
-    Ok(s)
-}
-
 fn export_cmd(a: ExportArgs) -> Result<(), Failure> {
     let w = window_of(&a.select, now())?;
     let format = match a.format {
@@ -581,14 +334,9 @@ fn export_cmd(a: ExportArgs) -> Result<(), Failure> {
             Some(Failure::failed(format!("writing output: {e}")))
         }
     };
-    let mut ex = export::Exporter::new(
-        out,
-        format,
-        w,
-        a.select.domain.clone(),
-        a.select.include_unauthenticated,
-    )
-    .map_err(|e| io_fail(e).unwrap_or(Failure::failed("output closed")))?;
+    let trust = trust(&a.select.trusted, a.select.include_unauthenticated)?;
+    let mut ex = export::Exporter::new(out, format, w, a.select.domain.clone(), trust)
+        .map_err(|e| io_fail(e).unwrap_or(Failure::failed("output closed")))?;
     let mut skipped = spool::Skipped::default();
     let mut errors = Vec::new();
     let mut write_error = None;
@@ -611,8 +359,12 @@ fn export_cmd(a: ExportArgs) -> Result<(), Failure> {
     if readable == 0 {
         return Err(Failure::failed("no spool could be read"));
     }
+    let left_out = summary::left_out_docs(&ex.left_out);
     ex.finish()
         .map_err(|e| io_fail(e).unwrap_or(Failure::failed("output closed")))?;
+    for w in left_out {
+        spool::warn(&format!("left out: {}", w.line()));
+    }
     if skipped.lines > 0 || skipped.files > 0 {
         spool::warn(&format!(
             "{} lines skipped, {} day files unreadable",

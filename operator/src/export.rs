@@ -9,13 +9,14 @@
 //! dedup key, receipt time and DKIM verdict. The same window, domain, duplicate and
 //! authentication rules as `summary` apply.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 
 use serde_json::json;
 
-use crate::aggregate::{by_domain, dedup_id};
+use crate::aggregate::{LeftOutStats, dedup_id, shares};
 use crate::record::{FailureDetail, Parsed, PolicyResult};
+use crate::trust::{LeftOut, Trust};
 use crate::window::Window;
 
 /// parsedmarc's SMTP TLS CSV header, in its order.
@@ -50,8 +51,10 @@ pub struct Exporter<W: Write> {
     format: Format,
     window: Window,
     domains: Vec<String>,
-    include_unauthenticated: bool,
+    trust: Trust,
     seen: HashSet<u128>,
+    /// Reports of the window left out for want of trust (said on stderr at the end).
+    pub left_out: BTreeMap<LeftOut, LeftOutStats>,
     csv: Option<csv::Writer<W>>,
     out: Option<W>,
     pub rows: u64,
@@ -67,7 +70,7 @@ impl<W: Write> Exporter<W> {
         format: Format,
         window: Window,
         domains: Vec<String>,
-        include_unauthenticated: bool,
+        trust: Trust,
     ) -> io::Result<Exporter<W>> {
         let (csv, out) = match format {
             Format::Csv => {
@@ -84,8 +87,9 @@ impl<W: Write> Exporter<W> {
                 .iter()
                 .map(|d| crate::aggregate::domain_key(Some(d)))
                 .collect(),
-            include_unauthenticated,
+            trust,
             seen: HashSet::new(),
+            left_out: BTreeMap::new(),
             csv,
             out,
             rows: 0,
@@ -97,20 +101,35 @@ impl<W: Write> Exporter<W> {
             return Ok(());
         }
         let r = &p.record;
-        if !r.authenticated() && !self.include_unauthenticated {
-            return Ok(());
-        }
         if !self
             .seen
             .insert(dedup_id(r.dedup_key.as_deref(), &r.report))
         {
             return Ok(());
         }
-        for (domain, policies) in by_domain(&r.report) {
-            if !self.domains.is_empty() && !self.domains.contains(&domain) {
+        let judged = self.trust.judge(r);
+        let domains = self.domains.clone();
+        let wanted = |d: &str| domains.is_empty() || domains.iter().any(|x| x == d);
+        if !judged.counted {
+            let mut v = LeftOutStats::default();
+            for sh in shares(&r.report).iter().filter(|sh| wanted(&sh.domain)) {
+                v.reports = 1;
+                v.successful = v.successful.saturating_add(sh.successful);
+                v.failed = v.failed.saturating_add(sh.failed);
+            }
+            if let (Some(why), 1) = (judged.left_out, v.reports) {
+                let e = self.left_out.entry(why).or_default();
+                e.reports += 1;
+                e.successful = e.successful.saturating_add(v.successful);
+                e.failed = e.failed.saturating_add(v.failed);
+            }
+            return Ok(());
+        }
+        for sh in shares(&r.report) {
+            if !wanted(&sh.domain) {
                 continue;
             }
-            for pol in policies {
+            for pol in sh.policies {
                 match self.format {
                     Format::Csv => self.csv_rows(p, pol)?,
                     Format::Jsonl => self.json_rows(p, pol)?,

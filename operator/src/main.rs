@@ -1,7 +1,16 @@
 //! `tlsrpt`: the operator's side, spool → views. Parses the command line, runs the
-//! command, and maps its result to the exit status in one place:
-//! 0 done, 1 nothing could be read (or the digest could not be sent), 2 bad arguments.
-//! A panic is reported on one line and exits 1, never with a backtrace.
+//! command, and maps its result to the exit status in one place (crate::exit: 0 done,
+//! 1 nothing could be read or a permanent local problem, 2 bad arguments, 75 the
+//! database unreachable; the monitoring plugins 0 OK, 1 WARNING, 2 CRITICAL,
+//! 3 UNKNOWN). A panic is reported on one line and exits 1 (3 for a plugin), never
+//! with a backtrace.
+//!
+//! The data flows, by file: spool.rs (day files, read-only) → record.rs (a line's view)
+//! → trust.rs (does it count) → aggregate.rs (figures by the counting rule) →
+//! summary.rs (the document) → render/ (table, JSON, CSV, HTML), check.rs, metrics.rs,
+//! export.rs; and load.rs (spool → db/) → db/ (figures summed by the database) → the
+//! same document. check_record.rs, check_domain/, probe/ and live.rs look at DNS and
+//! the domains' hosts live.
 
 #![forbid(unsafe_code)]
 
@@ -12,9 +21,10 @@ mod check_domain;
 mod check_record;
 mod cli;
 mod commands;
+mod db;
 mod digest;
+mod exit;
 mod export;
-mod facts;
 mod live;
 mod load;
 mod metrics;
@@ -25,6 +35,7 @@ mod render;
 mod silence;
 mod spool;
 mod summary;
+mod trust;
 mod txt_record;
 mod webpki;
 mod window;
@@ -33,44 +44,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// A command's failure: the one line shown, and the exit status.
-#[derive(Debug)]
-pub struct Failure {
-    pub status: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            status: 2,
-            message: message.into(),
-        }
-    }
-    pub fn failed(message: impl Into<String>) -> Failure {
-        Failure {
-            status: 1,
-            message: message.into(),
-        }
-    }
-}
-
 fn main() -> ExitCode {
+    let plugin = exit::is_plugin(std::env::args().nth(1).as_deref());
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            // `tlsrpt check`, `check-record` and `check-domain` follow the monitoring-plugins codes: bad
-            // arguments are UNKNOWN (3), with a plugin's first line; --help and --version
-            // are not errors.
-            let is_check = matches!(
-                std::env::args().nth(1).as_deref(),
-                Some("check" | "check-record" | "check-domain")
-            );
-            if is_check && e.use_stderr() {
+            // Bad arguments of a plugin are UNKNOWN (3), with a plugin's first line;
+            // --help and --version are not errors.
+            if plugin && e.use_stderr() {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or("bad arguments");
                 println!("TLSRPT UNKNOWN - {}", first.trim_start_matches("error: "));
-                return ExitCode::from(3);
+                return ExitCode::from(exit::UNKNOWN);
             }
             e.exit();
         }
@@ -80,7 +65,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(f)) => {
-            if f.message.starts_with("TLSRPT ") {
+            if f.plugin_line {
                 println!("{}", f.message);
             } else if !f.message.is_empty() {
                 eprintln!("tlsrpt: {}", f.message);
@@ -95,11 +80,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| "panic".into());
             eprintln!("tlsrpt: internal error: {what}");
             // A plugin that cannot decide is UNKNOWN.
-            let is_check = matches!(
-                std::env::args().nth(1).as_deref(),
-                Some("check" | "check-record" | "check-domain")
-            );
-            ExitCode::from(if is_check { 3 } else { 1 })
+            ExitCode::from(if plugin { exit::UNKNOWN } else { exit::FAILED })
         }
     }
 }

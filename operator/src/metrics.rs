@@ -32,12 +32,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{by_domain, dedup_id, domain_key, representative};
-use crate::record::Parsed;
+use crate::aggregate::{Share as DomainShare, dedup_id, domain_key, policy_type, shares};
+use crate::db::figures::Figure;
+use crate::db::{DbError, Query, Reader};
+use crate::record::{Parsed, PolicyResult};
 use crate::silence::{self, History};
 use crate::spool::{self, Share, Skipped};
+use crate::trust::Trust;
 
-const STATE_VERSION: u32 = 1;
+/// 2: the counting rule (tlsrpt_pipe::counting), the options the counters were made
+/// with, and the sessions of reports not counted.
+const STATE_VERSION: u32 = 2;
 
 /// How far a day file was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,13 +58,20 @@ type PerDomain<T> = BTreeMap<String, T>;
 pub struct State {
     pub version: u32,
     pub spools: Vec<String>,
+    /// The options that decide what counts (domains, trust): counters made with other
+    /// options are recounted.
+    #[serde(default)]
+    pub options: String,
     pub files: BTreeMap<String, Mark>,
     /// domain → organisation → reports.
     pub reports: PerDomain<BTreeMap<String, u64>>,
     /// domain → policy type → result → sessions (each type's own figures).
     pub sessions: PerDomain<BTreeMap<String, BTreeMap<String, u64>>>,
-    /// domain → result → sessions, once per report and domain.
+    /// domain → result → sessions, by the counting rule.
     pub domain_sessions: PerDomain<BTreeMap<String, u64>>,
+    /// The same for reports that do not count (no trusted DKIM pass).
+    #[serde(default)]
+    pub unauthenticated_sessions: PerDomain<BTreeMap<String, u64>>,
     pub unauthenticated: PerDomain<u64>,
     pub last_received: PerDomain<i64>,
     pub history: History,
@@ -73,22 +85,53 @@ pub struct State {
     pub key_order: Vec<u128>,
 }
 
+/// A policy's sessions by result: successful, each result type of its failure
+/// details, and the failed sessions it gave no detail row for.
+fn results(pol: &PolicyResult) -> Vec<(String, u64)> {
+    let mut m: Vec<(String, u64)> = vec![("successful".into(), pol.summary.successful)];
+    let mut detailed = 0u64;
+    for fd in &pol.failure_details {
+        let t = fd.result_type.as_deref().unwrap_or("(none)");
+        m.push((t.to_owned(), fd.failed_session_count));
+        detailed = detailed.saturating_add(fd.failed_session_count);
+    }
+    if pol.summary.failed > detailed {
+        m.push(("unspecified-failure".into(), pol.summary.failed - detailed));
+    }
+    m
+}
+
+/// Adds the counted policies' sessions by result (the counting rule).
+fn add_share(m: &mut BTreeMap<String, u64>, share: &DomainShare) {
+    for pol in share.counted() {
+        for (res, n) in results(pol) {
+            let e = m.entry(res).or_default();
+            *e = e.saturating_add(n);
+        }
+    }
+}
+
 /// Adds one record to the counters (the caller has checked it is new).
-fn count(st: &mut State, p: &Parsed, include_unauthenticated: bool, domains: &[String]) {
+fn count(st: &mut State, p: &Parsed, trust: &Trust, domains: &[String]) {
     let r = &p.record;
-    let counted = r.authenticated() || include_unauthenticated;
+    let counted = trust.judge(r).counted;
     let org = r.report.organization_name.as_deref().unwrap_or("(unknown)");
     let received = r
         .received_at
         .as_deref()
         .and_then(tlsrpt_pipe::datetime::parse)
         .map(|(t, _)| t.0);
-    for (domain, policies) in by_domain(&r.report) {
+    for share in shares(&r.report) {
+        let domain = share.domain.clone();
         if !domains.is_empty() && !domains.contains(&domain) {
             continue;
         }
         if !counted {
-            *st.unauthenticated.entry(domain).or_default() += 1;
+            *st.unauthenticated.entry(domain.clone()).or_default() += 1;
+            add_share(
+                st.unauthenticated_sessions.entry(domain).or_default(),
+                &share,
+            );
             continue;
         }
         *st.reports
@@ -101,42 +144,33 @@ fn count(st: &mut State, p: &Parsed, include_unauthenticated: bool, domains: &[S
             *e = (*e).max(t);
         }
         st.history.add(&domain, org, p.start, p.end);
-        let results = |pol: &crate::record::PolicyResult| {
-            let mut m: Vec<(String, u64)> = vec![("successful".into(), pol.summary.successful)];
-            let mut detailed = 0u64;
-            for fd in &pol.failure_details {
-                let t = fd.result_type.as_deref().unwrap_or("(none)");
-                m.push((t.to_owned(), fd.failed_session_count));
-                detailed = detailed.saturating_add(fd.failed_session_count);
-            }
-            // Failed sessions the sender gave no detail row for.
-            if pol.summary.failed > detailed {
-                m.push(("unspecified-failure".into(), pol.summary.failed - detailed));
-            }
-            m
-        };
-        let ds = st.domain_sessions.entry(domain.clone()).or_default();
-        for (res, n) in results(representative(&policies)) {
-            *ds.entry(res).or_default() += n;
-        }
-        for pol in &policies {
-            let ty = pol
-                .policy
-                .policy_type
-                .as_deref()
-                .unwrap_or("(none)")
-                .to_owned();
+        add_share(
+            st.domain_sessions.entry(domain.clone()).or_default(),
+            &share,
+        );
+        for pol in &share.policies {
             let m = st
                 .sessions
                 .entry(domain.clone())
                 .or_default()
-                .entry(ty)
+                .entry(policy_type(pol).to_owned())
                 .or_default();
             for (res, n) in results(pol) {
-                *m.entry(res).or_default() += n;
+                let e = m.entry(res).or_default();
+                *e = e.saturating_add(n);
             }
         }
     }
+}
+
+/// The options that decide what counts, as the state keeps them.
+fn options(domains: &[String], trust: &Trust) -> String {
+    format!(
+        "domains={};trusted={};everything={}",
+        domains.join(","),
+        trust.ids.join(","),
+        trust.everything
+    )
 }
 
 fn state_paths(state: &Path) -> (PathBuf, PathBuf) {
@@ -150,10 +184,10 @@ fn state_paths(state: &Path) -> (PathBuf, PathBuf) {
 
 /// Loads the state (without its keys: see [`load_keys`]); `None` (recount from scratch)
 /// when missing, unreadable, or of another version or set of spools.
-fn load(state: &Path, spools: &[String]) -> Option<State> {
+fn load(state: &Path, spools: &[String], options: &str) -> Option<State> {
     let text = std::fs::read(state).ok()?;
     let st: State = serde_json::from_slice(&text).ok()?;
-    (st.version == STATE_VERSION && st.spools == spools).then_some(st)
+    (st.version == STATE_VERSION && st.spools == spools && st.options == options).then_some(st)
 }
 
 /// Loads the dedup keys, needed only when there is something new to read; `None` when
@@ -305,13 +339,34 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
         &mut o,
         "tlsrpt_domain_sessions_total",
         "counter",
-        "Sessions by policy domain and result, counted once per report and domain (a session reported under sts and tlsa counts once).",
+        "Sessions by policy domain and result, by the counting rule (policies of one type add up; a session reported under sts and tlsa counts once). authenticated=\"false\": reports without a trusted DKIM pass, not counted elsewhere (domains with no authenticated report are (other)).",
     );
     for (d, results) in &st.domain_sessions {
         for (r, n) in results {
             let _ = writeln!(
                 o,
-                "tlsrpt_domain_sessions_total{{policy_domain=\"{}\",result=\"{}\"}} {n}",
+                "tlsrpt_domain_sessions_total{{policy_domain=\"{}\",result=\"{}\",authenticated=\"true\"}} {n}",
+                label(d),
+                label(r)
+            );
+        }
+    }
+    let mut unauth_sessions: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for (d, results) in &st.unauthenticated_sessions {
+        let known = st.reports.contains_key(d) || domains.contains(d);
+        let m = unauth_sessions
+            .entry(if known { d.as_str() } else { "(other)" })
+            .or_default();
+        for (r, n) in results {
+            let e = m.entry(r.as_str()).or_default();
+            *e = e.saturating_add(*n);
+        }
+    }
+    for (d, results) in unauth_sessions {
+        for (r, n) in results {
+            let _ = writeln!(
+                o,
+                "tlsrpt_domain_sessions_total{{policy_domain=\"{}\",result=\"{}\",authenticated=\"false\"}} {n}",
                 label(d),
                 label(r)
             );
@@ -421,98 +476,155 @@ fn quarantined(spools: &[PathBuf]) -> u64 {
 /// long been alerted on).
 pub const DB_HISTORY_DAYS: i64 = 60;
 
-/// The counters of a database (`metrics --db`): the all-time sums of its facts, the
-/// pruned ones included (crate::facts, crate::prune::db), so they never go down. No
-/// state file: the database is the state. The same textfile and heartbeat as [`run`].
+/// The counters of a database (`metrics --db`): the all-time sums of its figures, the
+/// pruned ones included (crate::db::figures, crate::db::prune), so they never go down.
+/// No state file: the database is the state. The same textfile and heartbeat as [`run`].
 pub fn run_db(
-    store: &mut dyn crate::load::Store,
+    reader: &mut dyn Reader,
     spools: &[PathBuf],
     textfile: &Path,
     domains: &[String],
-    include_unauthenticated: bool,
+    trust: &Trust,
     now: i64,
-) -> Result<(), String> {
-    use crate::facts::Kind;
+) -> Result<(), DbError> {
     let domains: Vec<String> = domains.iter().map(|d| domain_key(Some(d))).collect();
     let mut st = State::default();
     let wanted = |d: &str| domains.is_empty() || domains.iter().any(|x| x == d);
-    store
-        .totals(&mut |t| {
-            if !wanted(&t.domain) {
-                return;
+    let q = Query {
+        previous_since: 0,
+        since: 0,
+        until: now,
+        domains: domains.clone(),
+        everything: trust.everything,
+        covered: trust.covered_needs(),
+        share: (0, 1),
+    };
+    let add = |m: &mut BTreeMap<String, u64>, k: &str, n: u64| {
+        let e = m.entry(k.to_owned()).or_default();
+        *e = e.saturating_add(n);
+    };
+    let result_key = |r: &Option<String>| r.clone().unwrap_or_else(|| "unspecified-failure".into());
+    reader.totals(&q, &mut |t| {
+        if !wanted(&t.domain) {
+            return;
+        }
+        let d = t.domain.clone();
+        match (t.figure, t.counted) {
+            (Figure::Domain { successful, .. }, false) => {
+                let e = st.unauthenticated.entry(d.clone()).or_default();
+                *e = e.saturating_add(t.rows);
+                add(
+                    st.unauthenticated_sessions.entry(d).or_default(),
+                    "successful",
+                    successful,
+                );
             }
-            let counted = t.authenticated || include_unauthenticated;
-            let d = t.domain.clone();
-            let add = |m: &mut BTreeMap<String, u64>, k: &str, n: u64| {
-                let e = m.entry(k.to_owned()).or_default();
-                *e = e.saturating_add(n);
-            };
-            match (t.kind, counted) {
-                (Some(Kind::Domain), false) => {
-                    let e = st.unauthenticated.entry(d).or_default();
-                    *e = e.saturating_add(t.rows);
-                }
-                (_, false) => {}
-                (Some(Kind::Domain), true) => {
-                    add(st.reports.entry(d.clone()).or_default(), &t.b, t.rows);
-                    add(
-                        st.domain_sessions.entry(d.clone()).or_default(),
-                        "successful",
-                        t.n,
-                    );
-                    if let Some(r) = t.last_received {
-                        let e = st.last_received.entry(d.clone()).or_insert(r);
-                        *e = (*e).max(r);
-                    }
-                    st.history.saw_end(&d, &t.b, t.last_end);
-                    if !t.a.is_empty() {
-                        // The reports' only policy: its type's figures (crate::facts).
-                        let m = st.sessions.entry(d).or_default();
-                        add(m.entry(t.a.clone()).or_default(), "successful", t.n);
-                    }
-                }
-                (Some(Kind::Type), true) => {
-                    let m = st.sessions.entry(d).or_default().entry(t.b).or_default();
-                    add(m, "successful", t.n);
-                }
-                (Some(Kind::TypeResult), true) => {
-                    let m = st.sessions.entry(d).or_default().entry(t.b).or_default();
-                    add(m, &t.a, t.n);
-                }
-                (Some(Kind::TypeUnspecified), true) => {
-                    let m = st.sessions.entry(d).or_default().entry(t.b).or_default();
-                    add(m, "unspecified-failure", t.n);
-                }
-                (Some(Kind::Result), true) => {
-                    add(st.domain_sessions.entry(d.clone()).or_default(), &t.a, t.n);
-                    if !t.c.is_empty() {
-                        let m = st.sessions.entry(d).or_default();
-                        add(m.entry(t.c.clone()).or_default(), &t.a, t.n);
-                    }
-                }
-                (Some(Kind::Unspecified), true) => {
-                    let u = "unspecified-failure";
-                    add(st.domain_sessions.entry(d.clone()).or_default(), u, t.n);
-                    if !t.b.is_empty() {
-                        let m = st.sessions.entry(d).or_default();
-                        add(m.entry(t.b.clone()).or_default(), u, t.n);
-                    }
-                }
-                _ => {}
+            (
+                Figure::Result {
+                    result_type,
+                    failed,
+                    ..
+                },
+                false,
+            ) => {
+                add(
+                    st.unauthenticated_sessions.entry(d).or_default(),
+                    &result_key(&result_type),
+                    failed,
+                );
             }
-        })
-        .map_err(|e| e.msg)?;
-    store
-        .history(now - DB_HISTORY_DAYS * crate::window::DAY, &mut |t| {
-            if wanted(&t.domain)
-                && (t.authenticated || include_unauthenticated)
-                && let Some(day) = t.day
-            {
-                st.history.add(&t.domain, &t.b, day, t.last_end);
+            (_, false) => {}
+            (
+                Figure::Domain {
+                    organization,
+                    policy_type,
+                    successful,
+                    ..
+                },
+                true,
+            ) => {
+                add(
+                    st.reports.entry(d.clone()).or_default(),
+                    &organization,
+                    t.rows,
+                );
+                add(
+                    st.domain_sessions.entry(d.clone()).or_default(),
+                    "successful",
+                    successful,
+                );
+                if let Some(r) = t.last_received {
+                    let e = st.last_received.entry(d.clone()).or_insert(r);
+                    *e = (*e).max(r);
+                }
+                st.history.saw_end(&d, &organization, t.last_end);
+                // Reports pruned before version 5 may lack the counted type.
+                if !policy_type.is_empty() {
+                    let m = st.sessions.entry(d).or_default();
+                    add(m.entry(policy_type).or_default(), "successful", successful);
+                }
             }
-        })
-        .map_err(|e| e.msg)?;
+            (
+                Figure::Type {
+                    policy_type,
+                    successful,
+                    ..
+                },
+                true,
+            ) => {
+                let m = st
+                    .sessions
+                    .entry(d)
+                    .or_default()
+                    .entry(policy_type)
+                    .or_default();
+                add(m, "successful", successful);
+            }
+            (
+                Figure::TypeResult {
+                    policy_type,
+                    result_type,
+                    failed,
+                },
+                true,
+            ) => {
+                let m = st
+                    .sessions
+                    .entry(d)
+                    .or_default()
+                    .entry(policy_type)
+                    .or_default();
+                add(m, &result_key(&result_type), failed);
+            }
+            (
+                Figure::Result {
+                    result_type,
+                    policy_type,
+                    failed,
+                    ..
+                },
+                true,
+            ) => {
+                let r = result_key(&result_type);
+                add(st.domain_sessions.entry(d.clone()).or_default(), &r, failed);
+                if !policy_type.is_empty() {
+                    let m = st.sessions.entry(d).or_default();
+                    add(m.entry(policy_type).or_default(), &r, failed);
+                }
+            }
+            _ => {}
+        }
+    })?;
+    reader.history(now - DB_HISTORY_DAYS * crate::window::DAY, &q, &mut |t| {
+        if let (true, Some(day), Figure::Domain { organization, .. }) =
+            (t.counted, t.day, &t.figure)
+            && wanted(&t.domain)
+        {
+            st.history.add(&t.domain, organization, day, t.last_end);
+        }
+    })?;
     write_textfile(textfile, &render(&st, quarantined(spools), &domains), now)
+        .map_err(DbError::permanent)
 }
 
 /// Writes the textfile when its metrics changed (with nothing new it is left as it is:
@@ -540,11 +652,12 @@ pub fn run(
     textfile: &Path,
     state_path: &Path,
     domains: &[String],
-    include_unauthenticated: bool,
+    trust: &Trust,
     now: i64,
 ) -> Result<RunInfo, String> {
     let names: Vec<String> = spools.iter().map(|p| p.display().to_string()).collect();
     let domains: Vec<String> = domains.iter().map(|d| domain_key(Some(d))).collect();
+    let opts = options(&domains, trust);
     let (_, lock_path) = state_paths(state_path);
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
@@ -557,7 +670,7 @@ pub fn run(
         .map_err(|(_, e)| format!("{}: lock: {e}", lock_path.display()))?;
 
     let mut info = RunInfo::default();
-    let mut st = load(state_path, &names).unwrap_or_default();
+    let mut st = load(state_path, &names, &opts).unwrap_or_default();
     let mut new_keys = 0usize;
     // Each day file: where to continue, or a reason to count everything again.
     let mut plan = Vec::new();
@@ -604,6 +717,7 @@ pub fn run(
     }
     st.version = STATE_VERSION;
     st.spools = names;
+    st.options = opts;
     let mut skipped = Skipped::default();
     for (f, ino, len, from) in &plan {
         if *from >= *len {
@@ -615,7 +729,7 @@ pub fn run(
             if st.seen.insert(id) {
                 st.key_order.push(id);
                 new_keys += 1;
-                count(&mut st, &p, include_unauthenticated, &domains);
+                count(&mut st, &p, trust, &domains);
             }
             Ok(())
         });

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The newest record schema version this program reads.
-pub const SUPPORTED_VERSION: u64 = 2;
+pub const SUPPORTED_VERSION: u64 = 3;
 
 type Str<'a> = Option<Cow<'a, str>>;
 
@@ -37,6 +37,10 @@ pub struct Record<'a> {
     pub dedup_key: Str<'a>,
     #[serde(borrow, default)]
     pub authentication: Authentication<'a>,
+    #[serde(borrow, default)]
+    pub headers: Headers<'a>,
+    #[serde(borrow, default)]
+    pub source: Source<'a>,
     /// Kept as written (only `load` stores it).
     #[serde(borrow, default)]
     pub warnings: Option<&'a serde_json::value::RawValue>,
@@ -48,6 +52,32 @@ pub struct Record<'a> {
 pub struct Authentication<'a> {
     #[serde(borrow, default, deserialize_with = "lenient_str")]
     pub verdict: Str<'a>,
+    /// Every A-R header's DKIM results (record version 3), kept as written and parsed
+    /// only when a report is judged again ([`Record::ar_headers`]).
+    #[serde(borrow, default)]
+    pub headers: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The message headers DKIM alignment is judged against.
+#[derive(Debug, Default, Deserialize)]
+pub struct Headers<'a> {
+    #[serde(borrow, default, deserialize_with = "lenient_str")]
+    pub from: Str<'a>,
+    #[serde(
+        rename = "tls-report-submitter",
+        borrow,
+        default,
+        deserialize_with = "lenient_str"
+    )]
+    pub tls_report_submitter: Str<'a>,
+}
+
+/// How the report arrived.
+#[derive(Debug, Default, Deserialize)]
+pub struct Source<'a> {
+    /// `mail` or `https` (version 2; absent before: mail).
+    #[serde(borrow, default, deserialize_with = "lenient_str")]
+    pub transport: Str<'a>,
 }
 
 /// RFC 8460 §4.4, the fields an operator's view needs.
@@ -239,9 +269,35 @@ impl fmt::Display for Unusable {
 }
 
 impl Record<'_> {
-    /// `true` when a trusted, aligned DKIM signature passed (RFC 8460 §3).
+    /// `true` when a trusted, aligned DKIM signature passed at delivery (RFC 8460 §3).
+    /// Whether a report counts is [`crate::trust::Trust::judge`]'s: it may also trust
+    /// authserv-ids the delivery did not.
     pub fn authenticated(&self) -> bool {
         self.authentication.verdict.as_deref() == Some("pass")
+    }
+
+    /// The A-R headers' DKIM results the delivery kept (empty before record version
+    /// 3, for HTTPS reports, and when the field is not what the delivery writes).
+    pub fn ar_headers(&self) -> Vec<tlsrpt_pipe::auth::ArHeader> {
+        self.authentication
+            .headers
+            .and_then(|raw| {
+                serde_json::from_str::<Vec<tlsrpt_pipe::auth::ArHeader>>(raw.get()).ok()
+            })
+            .map(|mut v| {
+                // As the delivery bounds them (a spool line is untrusted input too).
+                v.truncate(tlsrpt_pipe::auth::MAX_KEPT_HEADERS);
+                for h in &mut v {
+                    h.dkim.truncate(tlsrpt_pipe::auth::MAX_KEPT_RESULTS);
+                }
+                v
+            })
+            .unwrap_or_default()
+    }
+
+    /// The report came by HTTPS (no DKIM possible).
+    pub fn https(&self) -> bool {
+        self.source.transport.as_deref() == Some("https")
     }
 }
 

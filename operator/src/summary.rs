@@ -9,9 +9,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::advice;
-use crate::aggregate::{DaySeries, DomainStats, Sessions, Summary, Tally};
+use crate::aggregate::{DaySeries, DomainStats, LeftOutStats, Sessions, Summary, Tally};
+use crate::db::figures::{self, Group, Query};
+use crate::db::{DbError, Reader};
 use crate::record;
 use crate::spool::{self, Skipped};
+use crate::trust::{LeftOut, Trust};
 use crate::window::{Window, rfc3339, utc_day};
 
 /// How many sending IPs a domain lists.
@@ -304,6 +307,74 @@ pub struct UnauthDoc {
     #[serde(flatten)]
     pub sessions: SessionsDoc,
     pub domains: Vec<DomainDoc>,
+    /// Why they were left out, and what would make them count.
+    pub why: Vec<LeftOutDoc>,
+}
+
+/// Reports of the window left out for want of trust, of one kind.
+#[derive(Debug, Serialize)]
+pub struct LeftOutDoc {
+    /// `needs-trust` (trusting `authserv-ids` makes them count), `https` (no DKIM over
+    /// HTTPS), or `no-trusted-pass` (nothing would).
+    pub kind: &'static str,
+    #[serde(rename = "authserv-ids", skip_serializing_if = "Vec::is_empty")]
+    pub authserv_ids: Vec<String>,
+    pub reports: u64,
+    pub successful: u64,
+    pub failed: u64,
+    /// What to do: the option to add, or why no option helps.
+    pub fix: String,
+}
+
+impl LeftOutDoc {
+    /// One line: "3 reports with 30 failed sessions carry dkim=pass from
+    /// mx.example.com: add --trusted-authserv-id mx.example.com".
+    pub fn line(&self) -> String {
+        let what = format!(
+            "{} {} with {} failed of {} sessions",
+            self.reports,
+            if self.reports == 1 {
+                "report"
+            } else {
+                "reports"
+            },
+            self.failed,
+            self.successful.saturating_add(self.failed)
+        );
+        match self.kind {
+            "needs-trust" => format!(
+                "{what} carry dkim=pass from {}: add {} (to tlsrpt-pipe too, for its alerts)",
+                crate::probe::shown(&self.authserv_ids.join(", "), 300),
+                crate::probe::shown(&self.fix, 600)
+            ),
+            "https" => format!("{what} came by HTTPS: {}", self.fix),
+            _ => format!("{what}: {}", self.fix),
+        }
+    }
+}
+
+/// The left-out reports as documents, most failures first.
+pub fn left_out_docs(left: &BTreeMap<LeftOut, LeftOutStats>) -> Vec<LeftOutDoc> {
+    let mut v: Vec<LeftOutDoc> = left
+        .iter()
+        .map(|(k, st)| LeftOutDoc {
+            kind: match k {
+                LeftOut::Needs(_) => "needs-trust",
+                LeftOut::Https => "https",
+                LeftOut::Nothing => "no-trusted-pass",
+            },
+            authserv_ids: match k {
+                LeftOut::Needs(ids) => ids.split(' ').map(str::to_owned).collect(),
+                _ => Vec::new(),
+            },
+            reports: st.reports,
+            successful: st.successful,
+            failed: st.failed,
+            fix: Trust::advice(k),
+        })
+        .collect();
+    v.sort_by(|a, b| b.failed.cmp(&a.failed).then(b.reports.cmp(&a.reports)));
+    v
 }
 
 fn round6(x: f64) -> f64 {
@@ -512,6 +583,11 @@ pub fn document(s: Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
             included: s.include_unauthenticated,
             sessions: unauth_sessions,
             domains: domain_docs(s.unauthenticated, &s.unauthenticated_previous, &s.window),
+            why: if s.include_unauthenticated {
+                Vec::new()
+            } else {
+                left_out_docs(&s.left_out)
+            },
         },
         duplicates: s.duplicates,
         skipped_lines: skipped.lines,
@@ -579,6 +655,93 @@ fn readers() -> usize {
         })
 }
 
+/// The summary of a window from a database: the sums of its figures
+/// (crate::db::figures), one GROUP BY; memory follows the groups, not the reports. On
+/// PostgreSQL the domains are split over up to 4 connections (one server process each,
+/// as `load --jobs`), and the disjoint shares merged; one thread builds the figures.
+pub fn collect_db(
+    reader: &mut dyn Reader,
+    window: Window,
+    domains: &[String],
+    trust: &Trust,
+) -> Result<Summary, DbError> {
+    let mut readers: Vec<Box<dyn Reader>> = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    while readers.len() + 1 < cores {
+        match reader.another_reader() {
+            Ok(Some(r)) => readers.push(r),
+            _ => break,
+        }
+    }
+    let of = readers.len() as u32 + 1;
+    let mut s = Summary::new(window, domains.to_vec(), trust.clone());
+    let query = |index: u32| Query {
+        previous_since: window.previous().since,
+        since: window.since,
+        until: window.until,
+        domains: s.domains.clone(),
+        everything: trust.everything,
+        covered: trust.covered_needs(),
+        share: (index, of),
+    };
+    let queries: Vec<Query> = (0..of).map(query).collect();
+    reader.left_out(&queries[0], &mut |g| {
+        let why = match (g.needs, g.https) {
+            (Some(ids), _) => LeftOut::Needs(ids),
+            (None, true) => LeftOut::Https,
+            (None, false) => LeftOut::Nothing,
+        };
+        s.add_left_out(
+            why,
+            LeftOutStats {
+                reports: g.reports,
+                successful: g.successful,
+                failed: g.failed,
+            },
+        );
+    })?;
+    // The connections fetch; this thread alone builds the figures, so they are held
+    // once (and in one allocator arena), whatever the number of connections.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Group>>(2);
+    let results: Vec<Result<(), DbError>> = std::thread::scope(|scope| {
+        let mut all: Vec<&mut dyn Reader> = vec![reader];
+        all.extend(readers.iter_mut().map(|r| r.as_mut() as &mut dyn Reader));
+        let handles: Vec<_> = all
+            .into_iter()
+            .zip(&queries)
+            .map(|(r, q)| {
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let mut batch = Vec::with_capacity(256);
+                    r.figures(q, &mut |g| {
+                        batch.push(g);
+                        if batch.len() == 256 {
+                            // The receiver only goes away on a panic.
+                            let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(256)));
+                        }
+                    })?;
+                    let _ = tx.send(batch);
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(tx);
+        for batch in rx {
+            for g in batch {
+                figures::apply(&mut s, g);
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(s)
+}
+
 /// Reads every spool for the window (and the one before it) into a [`Summary`].
 /// Fails only when no spool directory at all could be read. Several readers share the
 /// work by dedup key (see [`spool::Share`]); the result equals one reader's.
@@ -586,7 +749,7 @@ pub fn collect(
     spools: &[PathBuf],
     window: Window,
     domains: Vec<String>,
-    include_unauthenticated: bool,
+    trust: &Trust,
 ) -> Result<(Summary, Skipped), NoSpool> {
     let first = window.previous().first_day_file();
     let mut files = Vec::new();
@@ -609,7 +772,7 @@ pub fn collect(
     }
     let n = readers();
     let read_share = |share: spool::Share| {
-        let mut s = Summary::new(window, domains.clone(), include_unauthenticated);
+        let mut s = Summary::new(window, domains.clone(), trust.clone());
         let mut skipped = Skipped::default();
         for f in &files {
             spool::read_lines(f, 0, share, &mut skipped, |_, line| {

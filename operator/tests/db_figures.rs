@@ -25,19 +25,29 @@ fn today() -> i64 {
     now.div_euclid(DAY) * DAY
 }
 
+/// The authserv-id some unauthenticated reports carry a pass from.
+const UNTRUSTED_ID: &str = "mx.untrusted.test";
+
 /// What the generator knows it wrote: per domain, authenticated unique reports' sessions
-/// (the sts+tlsa shape counted once) whose report ended in (since, until].
+/// by the counting rule (sts+tlsa counted once, two sts or a tlsa per MX added up) whose
+/// report ended in (since, until].
 #[derive(Default)]
 struct Known {
-    /// (domain, report end, successful, failed, authenticated)
-    reports: Vec<(String, i64, u64, u64, bool)>,
+    /// (domain, report end, successful, failed, authenticated, counts when
+    /// UNTRUSTED_ID is trusted)
+    reports: Vec<(String, i64, u64, u64, bool, bool)>,
 }
 
 impl Known {
-    fn sessions(&self, since: i64, until: i64) -> BTreeMap<String, (u64, u64, u64)> {
+    fn sessions(
+        &self,
+        since: i64,
+        until: i64,
+        trusting: bool,
+    ) -> BTreeMap<String, (u64, u64, u64)> {
         let mut m: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-        for (d, end, s, f, auth) in &self.reports {
-            if *auth && since < *end && *end <= until {
+        for (d, end, s, f, auth, needs) in &self.reports {
+            if (*auth || (trusting && *needs)) && since < *end && *end <= until {
                 let e = m.entry(d.clone()).or_default();
                 e.0 += 1;
                 e.1 += s;
@@ -83,30 +93,64 @@ fn history(t: &Path, n: usize) -> (Spool, Spool, Known) {
         }
         // Sometimes failed sessions with no detail row.
         let failed = failed + if rng.below(5) == 0 { rng.below(4) } else { 0 };
-        let mut policies = if org.starts_with("Microsoft") {
-            sts_and_tlsa(&d, ok, failed, details)
-        } else {
-            vec![policy("sts", &d, ok, failed, details)]
+        // The shapes real senders write; (successful, failed) by the counting rule.
+        let (mut policies, counted) = match (org, rng.below(4)) {
+            ("Microsoft Corporation", _) => (sts_and_tlsa(&d, ok, failed, details), (ok, failed)),
+            ("Google Inc.", 0) => (two_sts(&d, ok, failed, details), (ok, failed)),
+            ("Mail.ru", 0) => {
+                let oks = [ok / 2, ok - ok / 2, 7];
+                (tlsa_per_mx(&d, &oks, failed, details), (ok + 7, failed))
+            }
+            ("Mail.ru", 1) => {
+                // sts over all sessions, and a tlsa per MX covering fewer (or more).
+                let extra = rng.below(3) * 5;
+                let mut v = vec![policy("sts", &d, ok, failed, details.clone())];
+                v.extend(tlsa_per_mx(
+                    &d,
+                    &[ok / 2, ok - ok / 2 + extra],
+                    failed,
+                    details,
+                ));
+                let c = if extra > 0 {
+                    (ok + extra, failed)
+                } else {
+                    (ok, failed)
+                };
+                (v, c)
+            }
+            _ => (vec![policy("sts", &d, ok, failed, details)], (ok, failed)),
         };
         if start > first + 25 * DAY {
             // The policy changed on day 25: the reports say which one senders applied.
-            policies[0]["policy"]["policy-string"] = json!([
-                "version: STSv1",
-                "mode: testing",
-                "mx: mx0.example.net",
-                "max_age: 604800"
-            ]);
+            for p in policies
+                .iter_mut()
+                .filter(|p| p["policy"]["policy-type"] == "sts")
+            {
+                p["policy"]["policy-string"] = json!([
+                    "version: STSv1",
+                    "mode: testing",
+                    "mx: mx0.example.net",
+                    "max_age: 604800"
+                ]);
+            }
         }
         let pass = rng.below(7) != 0;
+        // Half of the others carry a pass from an authserv-id not trusted at delivery.
+        let needs = !pass && rng.below(2) == 0;
         // Some arrive days late; a fifth reach both MX hosts (one report, two copies).
         let received = start + DAY + 3600 + if rng.below(10) == 0 { 4 * DAY } else { 0 };
-        let rec = record(org, &format!("r{i}"), start, received, pass, policies);
+        let mut rec = record(org, &format!("r{i}"), start, received, pass, policies);
+        if needs {
+            rec = with_untrusted_pass(rec, UNTRUSTED_ID);
+        }
         if rng.below(2) == 0 { &a } else { &b }.put(&rec);
         if rng.below(5) == 0 {
             // The sender delivered it to both MX hosts (or twice to one).
             if rng.below(2) == 0 { &a } else { &b }.put(&rec);
         }
-        known.reports.push((d, start + DAY, ok, failed, pass));
+        known
+            .reports
+            .push((d, start + DAY, counted.0, counted.1, pass, needs));
     }
     (a, b, known)
 }
@@ -186,6 +230,7 @@ fn same_summaries(spools: &[&Path], db: &str, known: &Known) {
             vec![],
             vec!["--include-unauthenticated"],
             vec!["--domain", "D2.example."],
+            vec!["--trusted-authserv-id", UNTRUSTED_ID],
         ] {
             let (since_s, until_s) = (iso(since), iso(until));
             let mut base = vec!["summary", "--format", "json", "--since", &since_s];
@@ -206,8 +251,8 @@ fn same_summaries(spools: &[&Path], db: &str, known: &Known) {
                     d.unwrap_or_default()
                 );
             }
-            if extra.is_empty() {
-                let want = known.sessions(since, until);
+            if extra.is_empty() || extra[0] == "--trusted-authserv-id" {
+                let want = known.sessions(since, until, !extra.is_empty());
                 let got: BTreeMap<String, (u64, u64, u64)> = b["domains"]
                     .as_array()
                     .unwrap()
@@ -246,6 +291,13 @@ fn same_check_and_metrics(t: &Path, spools: &[&Path], db: &str) {
             "d1.example",
             "--include-unauthenticated",
         ],
+        vec![
+            "check",
+            "--since",
+            "10d",
+            "--trusted-authserv-id",
+            UNTRUSTED_ID,
+        ],
     ] {
         let mut a = args.clone();
         for s in &sp {
@@ -257,10 +309,11 @@ fn same_check_and_metrics(t: &Path, spools: &[&Path], db: &str) {
         same_lines(&stdout(&x), &stdout(&y), &format!("{args:?}"));
         assert_eq!(x.status.code(), y.status.code(), "{args:?}");
     }
-    let prom = |name: &str, db: Option<&str>| -> String {
+    let prom = |name: &str, db: Option<&str>, extra: &[&str]| -> String {
         let f = t.join(name);
         let f_s = f.display().to_string();
         let mut a = vec!["metrics", "--textfile", f_s.as_str()];
+        a.extend(extra);
         match db {
             Some(db) => a.extend(["--db", db]),
             None => {
@@ -272,11 +325,24 @@ fn same_check_and_metrics(t: &Path, spools: &[&Path], db: &str) {
         ok(&a);
         std::fs::read_to_string(&f).unwrap()
     };
-    same_lines(
-        &prom("spool.prom", None),
-        &prom("db.prom", Some(db)),
-        "metrics",
-    );
+    for (i, extra) in [
+        vec![],
+        vec!["--trusted-authserv-id", UNTRUSTED_ID],
+        vec!["--include-unauthenticated"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (x, y) = (
+            prom(&format!("spool{i}.prom"), None, extra),
+            prom(&format!("db{i}.prom"), Some(db), extra),
+        );
+        same_lines(&x, &y, &format!("metrics {extra:?}"));
+        assert!(
+            x.contains(",authenticated=\"false\"}") == (i < 2),
+            "the sessions of reports not counted are labelled apart: {extra:?}"
+        );
+    }
 }
 
 /// The counter lines of a textfile (no gauge that depends on the history's days).
@@ -303,7 +369,7 @@ fn prune_rows(t: &Path, spools: &[&Path], db: &str, count: &dyn Fn(&str) -> i64)
     let cut = today() - 20 * DAY;
     let cut_s = iso(cut);
     let old_reports = count(&format!(
-        "SELECT count(*) FROM tlsrpt_fact WHERE kind = 'D' AND end_at < {cut}"
+        "SELECT count(*) FROM tlsrpt_figure WHERE figure = 'domain' AND end_at < {cut}"
     ));
     let all_reports = count("SELECT count(*) FROM smtp_tls_report");
     assert!(old_reports > 0 && old_reports < all_reports);
@@ -357,7 +423,7 @@ fn prune_rows(t: &Path, spools: &[&Path], db: &str, count: &dyn Fn(&str) -> i64)
     );
     assert_eq!(
         count(&format!(
-            "SELECT count(*) FROM tlsrpt_fact WHERE end_at < {cut}"
+            "SELECT count(*) FROM tlsrpt_figure WHERE end_at < {cut}"
         )),
         0
     );

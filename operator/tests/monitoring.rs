@@ -186,14 +186,14 @@ fn metric_values_equal_totals_known_by_construction() {
     assert_eq!(
         get(
             &m,
-            r#"tlsrpt_domain_sessions_total{policy_domain="example.com",result="successful"}"#
+            r#"tlsrpt_domain_sessions_total{policy_domain="example.com",result="successful",authenticated="true"}"#
         ),
         150.0
     );
     assert_eq!(
         get(
             &m,
-            r#"tlsrpt_domain_sessions_total{policy_domain="example.com",result="starttls-not-supported"}"#
+            r#"tlsrpt_domain_sessions_total{policy_domain="example.com",result="starttls-not-supported",authenticated="true"}"#
         ),
         4.0
     );

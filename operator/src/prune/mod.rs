@@ -33,18 +33,15 @@
 //! Exit status: 0 done, 1 something could not be removed (the rest still is), 2 bad
 //! arguments, 75 the database could not be reached.
 
-pub mod db;
 pub mod spool;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
-use crate::Failure;
 use crate::cli::PruneArgs;
-use crate::commands::TEMPFAIL;
-use crate::load::{self, Store};
+use crate::db::{self, DbError, Writer};
+use crate::exit::Failure;
 use crate::spool::{DayFile, Share, Skipped};
 use crate::window::{self, DAY};
 use spool::{Dir, Stat};
@@ -137,14 +134,11 @@ struct Totals {
 /// The database of `--db`, and how to name it.
 struct Db {
     url: String,
-    store: Box<dyn Store>,
+    store: Box<dyn Writer>,
 }
 
-fn tempfail(m: impl Into<String>) -> Failure {
-    Failure {
-        status: TEMPFAIL,
-        message: m.into(),
-    }
+fn db_failure(e: DbError) -> Failure {
+    e.failure()
 }
 
 pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
@@ -195,11 +189,7 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
     for d in &spools {
         let spool_name = d.path.display().to_string();
         let checkpoints = match &mut db {
-            Some(db) => Some(
-                db.store
-                    .checkpoints(&spool_name)
-                    .map_err(|e| tempfail(e.msg))?,
-            ),
+            Some(db) => Some(db.store.checkpoints(&spool_name).map_err(db_failure)?),
             None => None,
         };
         let plan = plan(
@@ -233,8 +223,8 @@ pub fn run(a: &PruneArgs, now: i64) -> Result<(), Failure> {
     }
     // The database's rows, after the spools (whose day files the checkpoints guard).
     if let (Some(db), false) = (&mut db, a.keep_rows) {
-        let line = db::prune(db.store.as_mut(), &db.url, cut.at, a.dry_run).map_err(tempfail)?;
-        out.line(&line);
+        let p = db::prune::prune(db.store.as_mut(), cut.at, a.dry_run).map_err(db_failure)?;
+        out.line(&db::prune::line(&p, &db.url, a.dry_run));
         if a.spool.is_empty() {
             return Ok(());
         }
@@ -270,20 +260,20 @@ fn plural(n: u64, what: &str) -> String {
 
 /// Opens `--db` without creating anything: a SQLite file must exist (a load made it).
 fn open_db(url: &str) -> Result<Db, Failure> {
+    // No database yet (a fresh install whose first load has not run): deferred, as
+    // the next run after a load will find it.
     if let Some(path) = url.strip_prefix("sqlite://")
         && !path.is_empty()
-        && !Path::new(path).exists()
+        && !std::path::Path::new(path).exists()
     {
-        return Err(tempfail(format!(
-            "{path}: no such database (has `tlsrpt load` run?)"
+        return Err(Failure::tempfail(format!(
+            "{path}: no such database yet (has `tlsrpt load` run?)"
         )));
     }
-    let store = load::open(url).map_err(|e| match e {
-        load::LoadError::Database(m) => tempfail(m),
-        load::LoadError::NoSpool(m) | load::LoadError::Usage(m) => {
-            Failure::usage(format!("--db {m}"))
-        }
-    })?;
+    let mut store = db::open_write(url, false).map_err(db_failure)?;
+    // The schema is brought to the version this tlsrpt writes (prune carries counters
+    // into its tables), as a load would.
+    store.migrate().map_err(db_failure)?;
     Ok(Db {
         url: url.to_owned(),
         store,
@@ -620,7 +610,7 @@ fn remove_day(
     if let Some(db) = db.as_deref_mut() {
         db.store
             .begin(spool_name, &f.name, false)
-            .map_err(|e| tempfail(e.msg))?;
+            .map_err(db_failure)?;
     }
     let rollback = |db: Option<&mut Db>| {
         if let Some(db) = db {
@@ -655,7 +645,7 @@ fn remove_day(
             Err(e) => {
                 drop(lock);
                 db.store.rollback();
-                return Err(tempfail(e.msg));
+                return Err(db_failure(e));
             }
         };
         if !loaded(cp, &f.stat, f.complete) {
@@ -667,7 +657,7 @@ fn remove_day(
         if let Err(e) = db.store.forget_checkpoint(spool_name, &f.name) {
             drop(lock);
             db.store.rollback();
-            return Err(tempfail(e.msg));
+            return Err(db_failure(e));
         }
     }
     if !unlink(d, &f.name, f.stat.len, t, out) {
@@ -682,7 +672,7 @@ fn remove_day(
         && let Err(e) = db.store.commit()
     {
         db.store.rollback();
-        return Err(tempfail(format!(
+        return Err(Failure::tempfail(format!(
             "{shown} was removed, but its load checkpoint could not be deleted: {}",
             e.msg
         )));

@@ -520,11 +520,18 @@ pub fn render(doc: &Doc) -> String {
     if !u.domains.is_empty() {
         let _ = write!(
             out,
-            "<h2 style=\"font-size:18px;margin:24px 0 4px 0\">Not counted above: reports without a trusted DKIM pass</h2><p>{} reports, {} failed of {} sessions. They may be forged; configure tlsrpt-pipe --trusted-authserv-id, or count them with --include-unauthenticated.</p>",
+            "<h2 style=\"font-size:18px;margin:24px 0 4px 0\">Not counted above: reports without a trusted DKIM pass</h2><p>{} reports, {} failed of {} sessions. They may be forged; --include-unauthenticated counts them.</p>",
             thousands(u.sessions.reports),
             thousands(u.sessions.failed),
             thousands(u.sessions.successful + u.sessions.failed)
         );
+        if !u.why.is_empty() {
+            out.push_str("<ul>");
+            for w in &u.why {
+                let _ = write!(out, "<li>{}</li>", esc(&w.line()));
+            }
+            out.push_str("</ul>");
+        }
         overview(&mut out, &u.domains, false);
     }
     let _ = write!(

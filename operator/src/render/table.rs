@@ -366,12 +366,15 @@ pub fn render(doc: &Doc, colour: bool) -> String {
             "",
             2,
             &format!(
-                "Not counted above: {} without a trusted, aligned DKIM pass ({} failed of {} sessions). They may be forged; give tlsrpt-pipe --trusted-authserv-id, or count them with --include-unauthenticated.",
+                "Not counted above: {} without a trusted, aligned DKIM pass ({} failed of {} sessions). They may be forged; --include-unauthenticated counts them.",
                 count(u.sessions.reports, "report", "reports"),
                 thousands(u.sessions.failed),
                 thousands(u.sessions.successful + u.sessions.failed)
             ),
         );
+        for w in &u.why {
+            wrap(&mut out, "  -", 4, &w.line());
+        }
         for d in &u.domains {
             wrap(
                 &mut out,

@@ -59,6 +59,48 @@ pub fn sts_and_tlsa(domain: &str, ok: u64, failed: u64, details: Vec<Value>) -> 
     ]
 }
 
+/// SocketLabs' shape: one domain's sts sessions split over two policies of one report
+/// (the successful ones in the first, the failed ones in the second).
+pub fn two_sts(domain: &str, ok: u64, failed: u64, details: Vec<Value>) -> Vec<Value> {
+    vec![
+        policy("sts", domain, ok, 0, vec![]),
+        policy("sts", domain, 0, failed, details),
+    ]
+}
+
+/// A DANE sender's shape: one tlsa policy per MX host (`mx-host` naming it), the
+/// failures at the last one.
+pub fn tlsa_per_mx(domain: &str, oks: &[u64], failed: u64, details: Vec<Value>) -> Vec<Value> {
+    let n = oks.len();
+    oks.iter()
+        .enumerate()
+        .map(|(i, ok)| {
+            let last = i + 1 == n;
+            let mut p = policy(
+                "tlsa",
+                domain,
+                *ok,
+                if last { failed } else { 0 },
+                if last { details.clone() } else { vec![] },
+            );
+            p["policy"]["mx-host"] = json!([format!("mx{i}.{domain}")]);
+            p["policy"]["policy-string"] = json!([format!("3 1 1 {:064x}", i + 1)]);
+            p
+        })
+        .collect()
+}
+
+/// Makes an unauthenticated record carry what an untrusted A-R header said: an aligned
+/// `dkim=pass` (the contact-info domain) from `authserv_id` (record version 3), so that
+/// trusting that id when reading makes it count.
+pub fn with_untrusted_pass(mut rec: Value, authserv_id: &str) -> Value {
+    rec["version"] = json!(3);
+    rec["authentication"]["headers"] = json!([
+        {"authserv-id": authserv_id, "dkim": [{"result": "pass", "header-d": "example.org", "selector": "s1"}]}
+    ]);
+    rec
+}
+
 /// A record for a daily report starting at `start`.
 pub fn record(
     org: &str,

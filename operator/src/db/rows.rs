@@ -1,11 +1,13 @@
-//! One record → the rows of parsedmarc's three tables and our meta row (pure).
+//! One record → the rows of parsedmarc's three tables, our meta row and the figure
+//! rows (pure).
 
 use std::net::IpAddr;
 
 use tlsrpt_pipe::datetime::Timestamp;
 
-use crate::facts::Fact;
+use crate::db::figures::{DomainFigure, Figure};
 use crate::record::Parsed;
+use crate::trust::Trust;
 
 /// Text safe for PostgreSQL (no NUL).
 pub fn clean(s: &str) -> String {
@@ -47,39 +49,72 @@ pub struct PolicyRow {
     pub details: Vec<DetailRow>,
 }
 
-/// The report's figures (`tlsrpt_fact`): see crate::facts.
-pub struct FactRows {
+/// The report's figures (`tlsrpt_figure`: see crate::db::figures), with what every row
+/// of it repeats: the report's times and trust.
+pub struct FigureRows {
     pub end_at: i64,
     pub start_at: i64,
+    /// A trusted, aligned DKIM pass: the delivery's, or by the trust `load` was given.
     pub authenticated: bool,
+    /// The authserv-ids that would make it count (crate::trust::LeftOut::Needs).
+    pub trust_needs: Option<String>,
     pub received_at: Option<i64>,
-    pub facts: Vec<Fact>,
+    /// `mail` or `https`.
+    pub transport: &'static str,
+    pub figures: Vec<DomainFigure>,
 }
 
-impl FactRows {
-    pub fn new(p: &Parsed) -> FactRows {
+impl FigureRows {
+    pub fn new(p: &Parsed) -> FigureRows {
+        FigureRows::judged(p, &Trust::default())
+    }
+
+    /// The figures, the report judged by the delivery's verdict and `trust`.
+    pub fn judged(p: &Parsed, trust: &Trust) -> FigureRows {
         let r = &p.record;
-        FactRows {
+        let judged = trust.judge(r);
+        FigureRows {
             end_at: p.end,
             start_at: p.start,
-            authenticated: r.authenticated(),
+            authenticated: judged.authenticated,
+            trust_needs: judged.left_out.as_ref().and_then(|l| l.needs()).map(clean),
             received_at: r
                 .received_at
                 .as_deref()
                 .and_then(tlsrpt_pipe::datetime::parse)
                 .map(|(t, _)| t.0),
-            facts: crate::facts::facts(&r.report)
+            transport: if r.https() { "https" } else { "mail" },
+            figures: crate::db::figures::of_report(&r.report)
                 .into_iter()
-                .map(|f| Fact {
+                .map(|f| DomainFigure {
                     domain: clean(&f.domain),
-                    a: f.a.as_deref().map(clean),
-                    b: f.b.as_deref().map(clean),
-                    c: f.c.as_deref().map(clean),
-                    ..f
+                    figure: clean_figure(f.figure),
                 })
                 .collect(),
         }
     }
+}
+
+/// The figure with its text safe for PostgreSQL.
+fn clean_figure(f: Figure) -> Figure {
+    let mut row = f.row();
+    for v in [
+        &mut row.organization,
+        &mut row.policy_type,
+        &mut row.result_type,
+        &mut row.mx_host,
+        &mut row.ip,
+        &mut row.reason,
+        &mut row.uri,
+        &mut row.sts_policy,
+    ] {
+        if let Some(s) = v.as_mut()
+            && s.contains('\0')
+        {
+            *s = clean(s);
+        }
+    }
+    Figure::from_row(row).expect("a figure's own row")
 }
 
 pub struct ReportRows {
@@ -97,11 +132,11 @@ pub struct ReportRows {
     pub dkim_verdict: Option<String>,
     pub warnings: String,
     pub record: String,
-    pub figures: FactRows,
+    pub figures: FigureRows,
 }
 
 impl ReportRows {
-    pub fn new(p: &Parsed, spool: &str, line: &str) -> ReportRows {
+    pub fn new(p: &Parsed, spool: &str, line: &str, trust: &Trust) -> ReportRows {
         let r = &p.record;
         let rep = &r.report;
         // PostgreSQL's jsonb refuses \u0000 as well as text refuses NUL.
@@ -160,7 +195,7 @@ impl ReportRows {
             dkim_verdict: opt(&r.authentication.verdict),
             warnings,
             record: record_json,
-            figures: FactRows::new(p),
+            figures: FigureRows::judged(p, trust),
         }
     }
 }

@@ -13,15 +13,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::config::SslMode;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, GenericClient, NoTls, Statement};
 use tlsrpt_pipe::datetime::Timestamp;
 
-use super::rows::FactRows;
+use super::figures::{Figure, KEYS, Name, Row};
+use super::rows::FigureRows;
 use super::tls::MakeRustls;
-use super::{DbError, DbResult, Pruned, ReportRows, SCHEMA_VERSION, Store};
-use crate::facts::{Group, Query, Total};
+use super::{
+    DbError, DbResult, LeftOutGroup, Reader, ReportRows, SCHEMA_VERSION, Space, Writer,
+    target_version,
+};
+use crate::db::figures::{Group, Query, Total};
 
 /// A lock id for `pg_advisory_xact_lock` around migrations: "tlsrpt" in ASCII.
 const LOCK_ID: i64 = 0x746c_7372_7074;
@@ -40,7 +43,7 @@ const GATE: (i32, i32) = (0x7472, 0);
 /// (rows already stored stay as they are). A server without lz4 (built without it, or
 /// older than PostgreSQL 14) keeps pglz: the statement is run dynamically so that its
 /// error is caught, and the version still moves on.
-pub const MIGRATIONS: [&str; 4] = [
+pub const MIGRATIONS: [&str; 5] = [
     r#"
 CREATE TABLE IF NOT EXISTS smtp_tls_report (
     id BIGSERIAL PRIMARY KEY,
@@ -97,25 +100,33 @@ END
 $$;
 "#,
     super::SCHEMA_V4,
+    super::SCHEMA_V5,
 ];
 
-/// The facts of stored reports (crate::facts) into `tlsrpt_fact`, with one binary COPY.
-fn copy_facts(c: &mut impl GenericClient, rows: &[(i64, &FactRows)]) -> DbResult<()> {
-    if rows.iter().all(|(_, f)| f.facts.is_empty()) {
+/// The figures of stored reports (crate::db::figures) into `tlsrpt_figure`, with one
+/// binary COPY.
+fn copy_figures(c: &mut impl GenericClient, rows: &[(i64, &FigureRows)]) -> DbResult<()> {
+    if rows.iter().all(|(_, f)| f.figures.is_empty()) {
         return Ok(());
     }
     let mut w = BinaryCopyInWriter::new(
-        c.copy_in(
-            "COPY tlsrpt_fact (report_pk, end_at, start_at, authenticated, received_at, policy_domain,
-             kind, a, b, c, n, n2) FROM STDIN BINARY",
-        )
+        c.copy_in(&format!(
+            "COPY tlsrpt_figure (report_pk, end_at, start_at, authenticated, trust_needs, received_at,
+             policy_domain, {KEYS}, successful, failed) FROM STDIN BINARY"
+        ))
         .map_err(e)?,
         &[
             Type::INT8,
             Type::INT8,
             Type::INT8,
             Type::BOOL,
+            Type::TEXT,
             Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
             Type::TEXT,
             Type::TEXT,
             Type::TEXT,
@@ -126,20 +137,27 @@ fn copy_facts(c: &mut impl GenericClient, rows: &[(i64, &FactRows)]) -> DbResult
         ],
     );
     for (pk, f) in rows {
-        for x in &f.facts {
+        for x in &f.figures {
+            let r = x.figure.row();
             w.write(&[
                 pk,
                 &f.end_at,
                 &f.start_at,
                 &f.authenticated,
+                &f.trust_needs,
                 &f.received_at,
                 &x.domain,
-                &x.kind.letter(),
-                &x.a,
-                &x.b,
-                &x.c,
-                &x.n,
-                &x.n2,
+                &r.figure.map(Name::as_str),
+                &r.organization,
+                &r.policy_type,
+                &r.result_type,
+                &r.mx_host,
+                &r.ip,
+                &r.reason,
+                &r.uri,
+                &r.sts_policy,
+                &r.successful,
+                &r.failed,
             ])
             .map_err(e)?;
         }
@@ -148,7 +166,8 @@ fn copy_facts(c: &mut impl GenericClient, rows: &[(i64, &FactRows)]) -> DbResult
     Ok(())
 }
 
-/// Version 4: the facts of the reports stored before it, from their records.
+/// Version 5: the figures of the reports stored before it, from their records, and
+/// their trust and transport.
 fn backfill(tx: &mut postgres::Transaction) -> DbResult<()> {
     let mut last = i64::MIN;
     loop {
@@ -166,12 +185,24 @@ fn backfill(tx: &mut postgres::Transaction) -> DbResult<()> {
             return Ok(());
         };
         last = pk;
-        let figures: Vec<(i64, FactRows)> = batch
+        let figures: Vec<(i64, FigureRows)> = batch
             .iter()
             .filter_map(|(pk, rec)| super::backfill_rows(rec).map(|f| (*pk, f)))
             .collect();
-        let refs: Vec<(i64, &FactRows)> = figures.iter().map(|(pk, f)| (*pk, f)).collect();
-        copy_facts(tx, &refs)?;
+        let pks: Vec<i64> = figures.iter().map(|(pk, _)| *pk).collect();
+        let transports: Vec<&str> = figures.iter().map(|(_, f)| f.transport).collect();
+        let needs: Vec<Option<&str>> = figures
+            .iter()
+            .map(|(_, f)| f.trust_needs.as_deref())
+            .collect();
+        tx.execute(
+            "UPDATE tlsrpt_report_meta m SET transport = u.t, trust_needs = u.n
+             FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(pk, t, n) WHERE m.report_pk = u.pk",
+            &[&pks, &transports, &needs],
+        )
+        .map_err(e)?;
+        let refs: Vec<(i64, &FigureRows)> = figures.iter().map(|(pk, f)| (*pk, f)).collect();
+        copy_figures(tx, &refs)?;
     }
 }
 
@@ -230,8 +261,8 @@ pub struct Pg {
     config: Config,
     tls: Option<MakeRustls>,
     st: Option<Statements>,
-    /// The schema has `tlsrpt_fact` (version 4 or later; a test may migrate to less).
-    facts: bool,
+    /// The schema has `tlsrpt_figure` (version 5 or later; a test may migrate to less).
+    figures: bool,
 }
 
 fn e(x: postgres::Error) -> DbError {
@@ -260,7 +291,27 @@ fn e(x: postgres::Error) -> DbError {
             m
         }
     };
-    DbError { msg, retry }
+    // An answer of the server that no retry changes: no such database, a wrong
+    // password, no permission, an undefined table (an old schema).
+    let permanent = [
+        SqlState::INVALID_CATALOG_NAME,
+        SqlState::INVALID_PASSWORD,
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+        SqlState::INSUFFICIENT_PRIVILEGE,
+        SqlState::UNDEFINED_TABLE,
+        SqlState::UNDEFINED_COLUMN,
+    ]
+    .iter()
+    .any(|c| x.code() == Some(c));
+    DbError {
+        msg,
+        retry,
+        trouble: if permanent {
+            super::Trouble::Permanent
+        } else {
+            super::Trouble::Temporary
+        },
+    }
 }
 
 /// The password of `~/.pgpass` (or `$PGPASSFILE`) for this connection, as libpq reads it.
@@ -302,10 +353,10 @@ fn pgpass(host: &str, port: u16, db: &str, user: &str) -> Option<String> {
 }
 
 impl Pg {
-    pub fn connect(conninfo: &str) -> Result<Pg, String> {
-        let (conninfo, ssl) = super::tls::split(conninfo)?;
+    pub fn connect(conninfo: &str) -> DbResult<Pg> {
+        let (conninfo, ssl) = super::tls::split(conninfo).map_err(DbError::usage)?;
         let mut cfg = Config::from_str(&conninfo)
-            .map_err(|x| format!("postgresql connection string: {x}"))?;
+            .map_err(|x| DbError::usage(format!("postgresql connection string: {x}")))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if cfg.get_user().is_none() {
             let user = env("PGUSER")
@@ -354,15 +405,15 @@ impl Pg {
         });
         let tls = match cfg.get_ssl_mode() {
             SslMode::Disable => None,
-            _ => Some(super::tls::connector(&ssl)?),
+            _ => Some(super::tls::connector(&ssl).map_err(DbError::permanent)?),
         };
-        let client = open(&cfg, &tls).map_err(|x| e(x).msg)?;
+        let client = open(&cfg, &tls).map_err(e)?;
         Ok(Pg {
             client,
             config: cfg,
             tls,
             st: None,
-            facts: true,
+            figures: true,
         })
     }
 
@@ -386,9 +437,9 @@ impl Pg {
     }
 }
 
-impl Store for Pg {
+impl Writer for Pg {
     fn migrate(&mut self) -> DbResult<()> {
-        let target = super::sqlite::target_version();
+        let target = target_version();
         let mut tx = self.client.transaction().map_err(e)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_ID])
             .map_err(e)?;
@@ -403,7 +454,7 @@ impl Store for Pg {
             .get(0);
         let v = i64::from(v);
         if v > SCHEMA_VERSION {
-            return Err(DbError::from(format!(
+            return Err(DbError::permanent(format!(
                 "database schema version {v} is newer than {SCHEMA_VERSION}: upgrade tlsrpt"
             )));
         }
@@ -413,8 +464,11 @@ impl Store for Pg {
             .take(target as usize)
             .skip(v as usize)
         {
-            tx.batch_execute(sql)
-                .map_err(|x| format!("migration to version {}: {}", i + 1, e(x)))?;
+            tx.batch_execute(sql).map_err(|x| {
+                let mut d = e(x);
+                d.msg = format!("migration to version {}: {}", i + 1, d.msg);
+                d
+            })?;
             tx.execute("DELETE FROM tlsrpt_schema_version", &[])
                 .map_err(e)?;
             tx.execute(
@@ -422,35 +476,12 @@ impl Store for Pg {
                 &[&(i as i32 + 1)],
             )
             .map_err(e)?;
-            if i + 1 == 4 {
+            if i + 1 == 5 {
                 backfill(&mut tx)?;
             }
         }
-        self.facts = target >= 4;
+        self.figures = target >= 5;
         tx.commit().map_err(e)
-    }
-
-    fn version(&mut self) -> DbResult<i64> {
-        let exists: bool = self
-            .client
-            .query_one(
-                "SELECT to_regclass('tlsrpt_schema_version') IS NOT NULL",
-                &[],
-            )
-            .map_err(e)?
-            .get(0);
-        if !exists {
-            return Ok(0);
-        }
-        let v: i32 = self
-            .client
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM tlsrpt_schema_version",
-                &[],
-            )
-            .map_err(e)?
-            .get(0);
-        Ok(i64::from(v))
     }
 
     fn checkpoints(&mut self, spool: &str) -> DbResult<HashMap<String, (u64, u64)>> {
@@ -494,15 +525,8 @@ impl Store for Pg {
         Ok(())
     }
 
-    fn another(&self) -> DbResult<Option<Box<dyn Store>>> {
-        let client = open(&self.config, &self.tls).map_err(e)?;
-        Ok(Some(Box::new(Pg {
-            client,
-            config: self.config.clone(),
-            tls: self.tls.clone(),
-            st: None,
-            facts: self.facts,
-        })))
+    fn another_writer(&self) -> DbResult<Option<Box<dyn Writer>>> {
+        Ok(Some(Box::new(self.another()?)))
     }
 
     fn checkpoint(&mut self, spool: &str, file: &str) -> DbResult<Option<(u64, u64)>> {
@@ -511,10 +535,6 @@ impl Store for Pg {
         Ok(rows
             .first()
             .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)))
-    }
-
-    fn insert(&mut self, r: &ReportRows) -> DbResult<bool> {
-        Ok(self.insert_batch(std::slice::from_ref(r))?.0 == 1)
     }
 
     /// A batch in a fixed number of round trips, whatever its size: reports already
@@ -673,7 +693,41 @@ impl Store for Pg {
             }
             w.finish().map_err(e)?;
         }
-        if !stored.is_empty() {
+        if !stored.is_empty() && self.figures {
+            let mut w = BinaryCopyInWriter::new(
+                c.copy_in(
+                    "COPY tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
+                     warnings, record, transport, trust_needs) FROM STDIN BINARY",
+                )
+                .map_err(e)?,
+                &[
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TIMESTAMPTZ,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::JSONB,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
+            );
+            for (id, r) in &stored {
+                w.write(&[
+                    id,
+                    &r.dedup_key,
+                    &r.received_at.map(system_time),
+                    &r.source_spool,
+                    &r.dkim_verdict,
+                    &Jsonb(&r.warnings),
+                    &Jsonb(&r.record),
+                    &r.figures.transport,
+                    &r.figures.trust_needs,
+                ])
+                .map_err(e)?;
+            }
+            w.finish().map_err(e)?;
+        } else if !stored.is_empty() {
             let mut w = BinaryCopyInWriter::new(
                 c.copy_in(
                     "COPY tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
@@ -704,10 +758,10 @@ impl Store for Pg {
             }
             w.finish().map_err(e)?;
         }
-        let figures: Vec<(i64, &FactRows)> =
+        let figures: Vec<(i64, &FigureRows)> =
             stored.iter().map(|(id, r)| (*id, &r.figures)).collect();
-        if self.facts {
-            copy_facts(c, &figures)?;
+        if self.figures {
+            copy_figures(c, &figures)?;
         }
         let new = stored.len() as u64;
         Ok((new, rows.len() as u64 - new))
@@ -739,99 +793,90 @@ impl Store for Pg {
         let _ = self.client.batch_execute("ROLLBACK");
     }
 
-    fn prune(&mut self, cut: i64, dry_run: bool) -> DbResult<Pruned> {
-        let c = &mut self.client;
-        let cut_t = system_time(Timestamp(cut));
-        // Space: the tables' and indexes' size, shared out by reports (PostgreSQL
-        // reuses what a DELETE frees; VACUUM FULL gives it back to the system).
-        let (old, all, size): (i64, i64, i64) = {
-            let r = c
-                .query_one(
-                    "SELECT count(*) FILTER (WHERE end_date < $1), count(*),
-                            (SELECT sum(pg_total_relation_size(t::regclass))::int8 FROM unnest(ARRAY['smtp_tls_report',
-                             'smtp_tls_policy', 'smtp_tls_failure_detail', 'tlsrpt_report_meta', 'tlsrpt_fact']) AS t)
-                     FROM smtp_tls_report",
-                    &[&cut_t],
-                )
-                .map_err(e)?;
-            (r.get(0), r.get(1), r.get(2))
-        };
-        let share = |n: i64| {
-            if all > 0 {
-                (size as f64 * n as f64 / all as f64) as u64
-            } else {
-                0
-            }
-        };
-        let mut out = Pruned::default();
-        if dry_run {
-            // Counted where they are, without fetching a million ids.
-            let rows: i64 = c
-                .query_one(
-                    "WITH old AS (SELECT id FROM smtp_tls_report WHERE end_date < $1)
-                     SELECT (SELECT count(*) FROM smtp_tls_policy WHERE report_id IN (SELECT id FROM old))
-                          + (SELECT count(*) FROM smtp_tls_failure_detail d JOIN smtp_tls_policy p ON p.id = d.policy_id
-                             WHERE p.report_id IN (SELECT id FROM old))
-                          + (SELECT count(*) FROM tlsrpt_report_meta WHERE report_pk IN (SELECT id FROM old))
-                          + (SELECT count(*) FROM tlsrpt_fact WHERE report_pk IN (SELECT id FROM old))",
-                    &[&cut_t],
-                )
-                .map_err(e)?
-                .get(0);
-            out.reports = old as u64;
-            out.rows = rows as u64;
-            out.bytes = share(old);
-            return Ok(out);
-        }
-        let carry = CARRY.replace("KINDS", super::COUNTER_KINDS);
-        loop {
-            let mut tx = c.transaction().map_err(e)?;
-            let ids: Vec<i64> = tx
-                .query(
-                    "SELECT id FROM smtp_tls_report WHERE end_date < $1 ORDER BY id LIMIT $2",
-                    &[&cut_t, &(super::PRUNE_BATCH as i64)],
-                )
-                .map_err(e)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            if ids.is_empty() {
-                tx.commit().map_err(e)?;
-                break;
-            }
-            out.rows += count_rows(&mut tx, &ids)?;
-            tx.execute(&carry, &[&ids]).map_err(e)?;
-            out.reports += tx
-                .execute("DELETE FROM smtp_tls_report WHERE id = ANY($1)", &[&ids])
-                .map_err(e)?;
-            tx.commit().map_err(e)?;
-        }
-        out.bytes = share(out.reports as i64);
-        Ok(out)
-    }
-
-    fn totals(&mut self, f: &mut dyn FnMut(Total)) -> DbResult<()> {
-        let sql = TOTALS.replace("KINDS", super::COUNTER_KINDS);
-        let mut rows = self
+    fn space(&mut self) -> DbResult<Space> {
+        // The tables' and indexes' size (PostgreSQL reuses what a DELETE frees; VACUUM
+        // FULL gives it back to the system).
+        let r = self
             .client
-            .query_raw(&sql, std::iter::empty::<i64>())
+            .query_one(
+                "SELECT (SELECT sum(pg_total_relation_size(t::regclass))::int8 FROM unnest(ARRAY['smtp_tls_report',
+                         'smtp_tls_policy', 'smtp_tls_failure_detail', 'tlsrpt_report_meta', 'tlsrpt_figure']) AS t),
+                        (SELECT count(*) FROM smtp_tls_report)",
+                &[],
+            )
             .map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            f(total(&r, false));
-        }
-        Ok(())
+        Ok(Space {
+            bytes: r.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
+            reports: r.get::<_, i64>(1).max(0) as u64,
+        })
     }
 
-    fn history(&mut self, since: i64, f: &mut dyn FnMut(Total)) -> DbResult<()> {
-        let mut rows = self.client.query_raw(HISTORY, [since]).map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            f(total(&r, true));
-        }
-        Ok(())
+    fn count_old(&mut self, cut: i64) -> DbResult<(u64, u64)> {
+        let cut_t = system_time(Timestamp(cut));
+        // Counted where they are, without fetching a million ids.
+        let r = self
+            .client
+            .query_one(
+                "WITH old AS (SELECT id FROM smtp_tls_report WHERE end_date < $1)
+                 SELECT (SELECT count(*) FROM old),
+                        (SELECT count(*) FROM smtp_tls_policy WHERE report_id IN (SELECT id FROM old))
+                      + (SELECT count(*) FROM smtp_tls_failure_detail d JOIN smtp_tls_policy p ON p.id = d.policy_id
+                         WHERE p.report_id IN (SELECT id FROM old))
+                      + (SELECT count(*) FROM tlsrpt_report_meta WHERE report_pk IN (SELECT id FROM old))
+                      + (SELECT count(*) FROM tlsrpt_figure WHERE report_pk IN (SELECT id FROM old))",
+                &[&cut_t],
+            )
+            .map_err(e)?;
+        Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
     }
 
-    fn figures(&mut self, q: &Query, f: &mut dyn FnMut(Group)) -> DbResult<()> {
-        // Read in a snapshot the loads cannot change half-way; the rows stream.
+    fn prune_batch(&mut self, cut: i64, limit: usize) -> DbResult<(u64, u64)> {
+        let cut_t = system_time(Timestamp(cut));
+        let mut tx = self.client.transaction().map_err(e)?;
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT id FROM smtp_tls_report WHERE end_date < $1 ORDER BY id LIMIT $2",
+                &[&cut_t, &(limit as i64)],
+            )
+            .map_err(e)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if ids.is_empty() {
+            tx.commit().map_err(e)?;
+            return Ok((0, 0));
+        }
+        let rows = count_rows(&mut tx, &ids)?;
+        tx.execute(&carry(), &[&ids]).map_err(e)?;
+        let reports = tx
+            .execute("DELETE FROM smtp_tls_report WHERE id = ANY($1)", &[&ids])
+            .map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok((reports, rows))
+    }
+}
+
+impl Pg {
+    fn another(&self) -> DbResult<Pg> {
+        let client = open(&self.config, &self.tls).map_err(e)?;
+        Ok(Pg {
+            client,
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+            st: None,
+            figures: self.figures,
+        })
+    }
+
+    /// Streams the rows of `sql` through a portal, FETCH at a time, in a read-only
+    /// snapshot the loads cannot change half-way.
+    fn stream(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        settings: &str,
+        f: &mut dyn FnMut(&postgres::Row),
+    ) -> DbResult<()> {
         let mut tx = self
             .client
             .build_transaction()
@@ -839,56 +884,188 @@ impl Store for Pg {
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .start()
             .map_err(e)?;
-        // The groups are few next to the facts, but the planner cannot tell (the keys
-        // are correlated) and sorts a year's facts on disk: hashed in 64 MiB they took
-        // 2.3 s instead of 5.1 s (200,000 reports, PostgreSQL 15). JIT compiling the
-        // expressions costs more than it saves here (0.4 s on a 78 ms week). These
-        // settings last until this transaction ends.
-        tx.batch_execute(
-            "SET LOCAL work_mem = '64MB'; SET LOCAL enable_sort = off; SET LOCAL jit = off",
-        )
-        .map_err(e)?;
-        let (index, of) = (q.share.0 as i32, q.share.1.max(1) as i32);
-        let params: [&(dyn ToSql + Sync); 7] = [
-            &q.previous_since,
-            &q.since,
-            &q.until,
-            &q.domains,
-            &of,
-            &index,
-            &q.include_unauthenticated,
-        ];
+        if !settings.is_empty() {
+            tx.batch_execute(settings).map_err(e)?;
+        }
         // A portal read FETCH rows at a time: the client holds one batch, whatever the
         // number of groups (the driver would otherwise take rows off the socket as fast
         // as the server sends them).
-        let portal = tx.bind(FIGURES, &params).map_err(e)?;
+        let portal = tx.bind(sql, params).map_err(e)?;
         loop {
             let batch = tx.query_portal(&portal, FETCH).map_err(e)?;
             for r in &batch {
-                let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
-                let kind: String = r.get(3);
-                f(Group {
-                    current: r.get(0),
-                    authenticated: r.get(1),
-                    domain: r.get(2),
-                    kind: crate::facts::Kind::from_letter(&kind),
-                    a: r.get(4),
-                    b: r.get(5),
-                    c: r.get(6),
-                    day: r.get(7),
-                    rows: n(8),
-                    n: n(9),
-                    n2: n(10),
-                    first: r.get::<_, Option<i64>>(11).unwrap_or(0),
-                    last: r.get::<_, Option<i64>>(12).unwrap_or(0),
-                    day_only: r.get::<_, i32>(13) == 2,
-                });
+                f(r);
             }
             if batch.len() < FETCH as usize {
                 break;
             }
         }
         tx.commit().map_err(e)
+    }
+}
+
+/// The named columns of a figure row at `i` (see [`KEYS`]), then its two counts.
+fn row_at(r: &postgres::Row, i: usize) -> Row {
+    let name: Option<String> = r.get(i);
+    Row {
+        figure: name.as_deref().and_then(Name::parse),
+        organization: r.get(i + 1),
+        policy_type: r.get(i + 2),
+        result_type: r.get(i + 3),
+        mx_host: r.get(i + 4),
+        ip: r.get(i + 5),
+        reason: r.get(i + 6),
+        uri: r.get(i + 7),
+        sts_policy: r.get(i + 8),
+        successful: r.get::<_, Option<i64>>(i + 9).unwrap_or(0),
+        failed: r.get::<_, Option<i64>>(i + 10).unwrap_or(0),
+    }
+}
+
+/// `(authenticated OR $E OR trust_needs = ANY($C))`: does a row count, by the query's
+/// trust ($E everything, $C the covered `trust_needs` values).
+fn counted(everything: &str, covered: &str) -> String {
+    counted_in("", everything, covered)
+}
+
+/// [`counted`] of the rows of table alias `t` (`"f."`).
+fn counted_in(t: &str, everything: &str, covered: &str) -> String {
+    format!(
+        "({t}authenticated OR {everything} OR coalesce({t}trust_needs = ANY({covered}), false))"
+    )
+}
+
+impl Reader for Pg {
+    fn version(&mut self) -> DbResult<i64> {
+        let exists: bool = self
+            .client
+            .query_one(
+                "SELECT to_regclass('tlsrpt_schema_version') IS NOT NULL",
+                &[],
+            )
+            .map_err(e)?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let v: i32 = self
+            .client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM tlsrpt_schema_version",
+                &[],
+            )
+            .map_err(e)?
+            .get(0);
+        Ok(i64::from(v))
+    }
+
+    fn another_reader(&self) -> DbResult<Option<Box<dyn Reader>>> {
+        Ok(Some(Box::new(self.another()?)))
+    }
+
+    fn figures(&mut self, q: &Query, f: &mut dyn FnMut(Group)) -> DbResult<()> {
+        // The groups are few next to the figures, but the planner cannot tell (the keys
+        // are correlated) and sorts a year's figures on disk: hashed in 64 MiB they took
+        // 2.3 s instead of 5.1 s (200,000 reports, PostgreSQL 15). JIT compiling the
+        // expressions costs more than it saves here (0.4 s on a 78 ms week). These
+        // settings last until this transaction ends.
+        let (index, of) = (q.share.0 as i32, q.share.1.max(1) as i32);
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &q.previous_since,
+            &q.since,
+            &q.until,
+            &q.domains,
+            &of,
+            &index,
+            &q.everything,
+            &q.covered,
+        ];
+        self.stream(
+            &figures_sql(),
+            &params,
+            "SET LOCAL work_mem = '64MB'; SET LOCAL enable_sort = off; SET LOCAL jit = off",
+            &mut |r| {
+                let row = row_at(r, 3);
+                let (successful, failed) = (row.successful.max(0) as u64, row.failed.max(0) as u64);
+                let day_only = r.get::<_, i32>(18) == 2;
+                f(Group {
+                    current: r.get(0),
+                    counted: r.get(1),
+                    domain: r.get(2),
+                    figure: if day_only {
+                        None
+                    } else {
+                        Figure::from_row(row)
+                    },
+                    day: r.get(14),
+                    rows: r.get::<_, i64>(15).max(0) as u64,
+                    successful,
+                    failed,
+                    first: r.get::<_, Option<i64>>(16).unwrap_or(0),
+                    last: r.get::<_, Option<i64>>(17).unwrap_or(0),
+                });
+            },
+        )
+    }
+
+    fn left_out(&mut self, q: &Query, f: &mut dyn FnMut(LeftOutGroup)) -> DbResult<()> {
+        let sql = format!(
+            "SELECT f.trust_needs, coalesce(m.transport, 'mail') = 'https', count(DISTINCT f.report_pk),
+                    sum(f.successful)::int8, sum(f.failed)::int8
+             FROM tlsrpt_figure f JOIN tlsrpt_report_meta m ON m.report_pk = f.report_pk
+             WHERE f.figure = 'domain' AND f.end_at > $1 AND f.end_at <= $2 AND NOT {}
+               AND (cardinality($3::text[]) = 0 OR f.policy_domain = ANY($3))
+             GROUP BY 1, 2",
+            counted_in("f.", "false", "$4::text[]")
+        );
+        let params: [&(dyn ToSql + Sync); 4] = [&q.since, &q.until, &q.domains, &q.covered];
+        self.stream(&sql, &params, "", &mut |r| {
+            let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
+            f(LeftOutGroup {
+                needs: r.get(0),
+                https: r.get(1),
+                reports: n(2),
+                successful: n(3),
+                failed: n(4),
+            })
+        })
+    }
+
+    fn totals(&mut self, q: &Query, f: &mut dyn FnMut(Total)) -> DbResult<()> {
+        let sql = format!(
+            "SELECT {c} AS counted, policy_domain, figure, organization, policy_type, result_type,
+                    count(*), sum(successful)::int8, sum(failed)::int8, max(end_at), max(received_at)
+             FROM tlsrpt_figure WHERE figure IN {counters} GROUP BY 1, 2, 3, 4, 5, 6
+             UNION ALL
+             SELECT {c} AS counted, policy_domain, figure, nullif(organization, ''),
+                    nullif(policy_type, ''), nullif(result_type, ''),
+                    reports, successful, failed, last_end, last_received
+             FROM tlsrpt_figure_pruned",
+            c = counted("$1", "$2"),
+            counters = Name::sql_list(&Name::COUNTERS)
+        );
+        let params: [&(dyn ToSql + Sync); 2] = [&q.everything, &q.covered];
+        self.stream(&sql, &params, "", &mut |r| {
+            if let Some(t) = total(r, None) {
+                f(t)
+            }
+        })
+    }
+
+    fn history(&mut self, since: i64, q: &Query, f: &mut dyn FnMut(Total)) -> DbResult<()> {
+        let sql = format!(
+            "SELECT {} AS counted, policy_domain, 'domain'::text, organization, NULL::text, NULL::text,
+                    count(*), sum(successful)::int8, sum(failed)::int8, max(end_at), max(received_at),
+                    start_at - (start_at % 86400 + 86400) % 86400
+             FROM tlsrpt_figure WHERE figure = 'domain' AND end_at > $3 GROUP BY 1, 2, 4, 12",
+            counted("$1", "$2")
+        );
+        let params: [&(dyn ToSql + Sync); 3] = [&q.everything, &q.covered, &since];
+        self.stream(&sql, &params, "", &mut |r| {
+            if let Some(t) = total(r, r.get(11)) {
+                f(t)
+            }
+        })
     }
 }
 
@@ -905,7 +1082,7 @@ fn count_rows(c: &mut impl GenericClient, ids: &[i64]) -> DbResult<u64> {
                   + (SELECT count(*) FROM smtp_tls_failure_detail d JOIN smtp_tls_policy p ON p.id = d.policy_id
                      WHERE p.report_id = ANY($1))
                   + (SELECT count(*) FROM tlsrpt_report_meta WHERE report_pk = ANY($1))
-                  + (SELECT count(*) FROM tlsrpt_fact WHERE report_pk = ANY($1))",
+                  + (SELECT count(*) FROM tlsrpt_figure WHERE report_pk = ANY($1))",
             &[&ids],
         )
         .map_err(e)?
@@ -913,71 +1090,75 @@ fn count_rows(c: &mut impl GenericClient, ids: &[i64]) -> DbResult<u64> {
     Ok(n as u64)
 }
 
-/// One row of TOTALS or HISTORY (the same columns).
-fn total(r: &postgres::Row, history: bool) -> Total {
-    let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
-    let kind: String = r.get(2);
-    Total {
-        authenticated: r.get(0),
+/// One row of the totals or the history: (counted, domain, figure, organization,
+/// policy_type, result_type, rows, successful, failed, last end, last received).
+fn total(r: &postgres::Row, day: Option<i64>) -> Option<Total> {
+    let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0);
+    let name: String = r.get(2);
+    let row = Row {
+        figure: Name::parse(&name),
+        organization: r.get(3),
+        policy_type: r.get(4),
+        result_type: r.get(5),
+        successful: n(7),
+        failed: n(8),
+        ..Row::default()
+    };
+    Figure::from_row(row).map(|figure| Total {
+        counted: r.get(0),
         domain: r.get(1),
-        kind: crate::facts::Kind::from_letter(&kind),
-        a: r.get::<_, Option<String>>(3).unwrap_or_default(),
-        b: r.get::<_, Option<String>>(4).unwrap_or_default(),
-        day: if history { r.get(5) } else { None },
-        rows: n(6),
-        n: n(7),
+        figure,
+        day,
+        rows: n(6).max(0) as u64,
         last_end: r.get::<_, Option<i64>>(9).unwrap_or(0),
         last_received: r.get(10),
-        c: r.get::<_, Option<String>>(11).unwrap_or_default(),
-    }
+    })
 }
 
-/// Counter facts of the reports $1, added to the pruned sums.
-const CARRY: &str = "
-INSERT INTO tlsrpt_fact_pruned (authenticated, policy_domain, kind, a, b, c, reports, n, n2, last_end, last_received)
-SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), coalesce(c, ''), count(*), sum(n), sum(n2),
-       max(end_at), max(received_at)
-FROM tlsrpt_fact WHERE report_pk = ANY($1) AND kind IN KINDS
-GROUP BY 1, 2, 3, 4, 5, 6
-ON CONFLICT (authenticated, policy_domain, kind, a, b, c) DO UPDATE SET
-    reports = tlsrpt_fact_pruned.reports + excluded.reports, n = tlsrpt_fact_pruned.n + excluded.n,
-    n2 = tlsrpt_fact_pruned.n2 + excluded.n2,
-    last_end = greatest(tlsrpt_fact_pruned.last_end, excluded.last_end),
-    last_received = greatest(tlsrpt_fact_pruned.last_received, excluded.last_received)";
+/// Counter figures of the reports $1, added to the pruned sums.
+fn carry() -> String {
+    format!(
+        "INSERT INTO tlsrpt_figure_pruned (authenticated, trust_needs, policy_domain, figure, organization,
+             policy_type, result_type, reports, successful, failed, last_end, last_received)
+         SELECT authenticated, coalesce(trust_needs, ''), policy_domain, figure, coalesce(organization, ''),
+                coalesce(policy_type, ''), coalesce(result_type, ''), count(*), sum(successful), sum(failed),
+                max(end_at), max(received_at)
+         FROM tlsrpt_figure WHERE report_pk = ANY($1) AND figure IN {}
+         GROUP BY 1, 2, 3, 4, 5, 6, 7
+         ON CONFLICT (authenticated, trust_needs, policy_domain, figure, organization, policy_type, result_type)
+         DO UPDATE SET reports = tlsrpt_figure_pruned.reports + excluded.reports,
+             successful = tlsrpt_figure_pruned.successful + excluded.successful,
+             failed = tlsrpt_figure_pruned.failed + excluded.failed,
+             last_end = greatest(tlsrpt_figure_pruned.last_end, excluded.last_end),
+             last_received = greatest(tlsrpt_figure_pruned.last_received, excluded.last_received)",
+        Name::sql_list(&Name::COUNTERS)
+    )
+}
 
-/// All-time sums of the counter facts, stored and pruned (the client adds the two).
-const TOTALS: &str = "
-SELECT authenticated, policy_domain, kind, coalesce(a, ''), coalesce(b, ''), NULL::int8, count(*), sum(n)::int8,
-       sum(n2)::int8, max(end_at), max(received_at), coalesce(c, '')
-FROM tlsrpt_fact WHERE kind IN KINDS GROUP BY 1, 2, 3, 4, 5, 12
-UNION ALL
-SELECT authenticated, policy_domain, kind, a, b, NULL, reports, n, n2, last_end, last_received, c
-FROM tlsrpt_fact_pruned";
-
-/// Domain facts since $1 per (DKIM, domain, organisation, UTC day of the start).
-const HISTORY: &str = "
-SELECT authenticated, policy_domain, kind, NULL::text, b, start_at - (start_at % 86400 + 86400) % 86400, count(*),
-       sum(n)::int8, sum(n2)::int8, max(end_at), max(received_at), ''::text
-FROM tlsrpt_fact WHERE kind = 'D' AND end_at > $1 GROUP BY 1, 2, 3, 5, 6";
-
-/// The sums of a window's facts (see crate::facts::Group): per (window, DKIM, domain,
-/// kind, keys) (`part` 1), and the current window's Domain facts per UTC day of their
-/// report's start (`part` 2): two grouping sets of one scan, hashed (see `figures`).
-/// Every sending IP's group is sent: the client keeps the largest few as they stream
-/// (cheaper than ranking them here: a year of 2,000,000 reports has a million).
-/// $1 previous window's start, $2 current window's start, $3 its end, $4 the domains
-/// (empty: all), $5 and $6 the share of the domains (see `Query`), $7 reports without
-/// a DKIM pass counted with the others (so that one group holds an IP's sessions).
-const FIGURES: &str = "
-WITH f AS (
-SELECT end_at > $2 AS cur, authenticated OR $7 AS auth, policy_domain AS domain, kind, a, b, c,
-       CASE WHEN kind = 'D' AND end_at > $2 THEN start_at - (start_at % 86400 + 86400) % 86400 END AS day,
-       n, n2, start_at
-FROM tlsrpt_fact
-WHERE end_at > $1 AND end_at <= $3 AND (end_at > $2 OR kind = 'D') AND kind NOT IN ('u', 'v')
+/// The sums of a window's figures (see crate::db::figures::Group): per (window,
+/// counted, domain, figure, keys) (`part` 1), and the current window's Domain figures
+/// per UTC day of their report's start (`part` 2): two grouping sets of one scan,
+/// hashed (see `figures`). Every sending IP's group is sent: the client keeps the
+/// largest few as they stream (cheaper than ranking them here: a year of 2,000,000
+/// reports has a million). $1 previous window's start, $2 current window's start, $3
+/// its end, $4 the domains (empty: all), $5 and $6 the share of the domains (see
+/// `Query`), $7 every report counts, $8 the covered `trust_needs` values. Columns:
+/// cur, counted, domain, KEYS, successful, failed, day, rows, first, last, part.
+fn figures_sql() -> String {
+    format!(
+        "WITH f AS (
+SELECT end_at > $2 AS cur, {counted} AS counted, policy_domain AS domain, {KEYS},
+       CASE WHEN figure = 'domain' AND end_at > $2 THEN start_at - (start_at % 86400 + 86400) % 86400 END AS day,
+       successful, failed, start_at
+FROM tlsrpt_figure
+WHERE end_at > $1 AND end_at <= $3 AND (end_at > $2 OR figure = 'domain')
+  AND NOT (figure IN ('result', 'type_result') AND result_type IS NULL)
   AND (cardinality($4::text[]) = 0 OR policy_domain = ANY($4))
   AND ($5 = 1 OR (hashtext(policy_domain) & 2147483647) % $5 = $6))
-SELECT cur, auth, domain, kind, a, b, c, day, count(*) AS rows, sum(n)::int8 AS n, sum(n2)::int8 AS n2,
-       min(start_at) AS first, max(start_at) AS last, GROUPING(a, day) AS part
-FROM f GROUP BY GROUPING SETS ((cur, auth, domain, kind, a, b, c), (cur, auth, domain, kind, day))
-HAVING GROUPING(a, day) = 1 OR (kind = 'D' AND cur)";
+SELECT cur, counted, domain, {KEYS}, sum(successful)::int8 AS successful, sum(failed)::int8 AS failed,
+       day, count(*) AS rows, min(start_at) AS first, max(start_at) AS last, GROUPING(organization, day) AS part
+FROM f GROUP BY GROUPING SETS ((cur, counted, domain, {KEYS}), (cur, counted, domain, figure, day))
+HAVING GROUPING(organization, day) = 1 OR (figure = 'domain' AND cur)",
+        counted = counted("$7", "$8::text[]"),
+    )
+}
