@@ -184,3 +184,89 @@ fn unauthenticated_reports_raise_no_alert_by_default() {
     let log = run_log(&env, &["--trusted-authserv-id", "mx.example.com"], &signed);
     assert!(log.contains("tlsrpt-alert severity=crit"), "{log}");
 }
+
+/// Every A-R header's DKIM results are kept in the record (version 3), trusted or not,
+/// so that `tlsrpt --trusted-authserv-id` can judge the report again; the log line names
+/// the authserv-id it did not trust.
+#[test]
+fn untrusted_headers_are_kept_and_named() {
+    let env = Env::new();
+    let log = run_log(&env, &[], &fixture("mjl-_mox/example.eml"));
+    let r = &env.records()[0];
+    assert_eq!(r["version"], 3);
+    let a = &r["authentication"];
+    assert_eq!(a["verdict"], "unauthenticated");
+    assert_eq!(
+        a["headers"],
+        json!([{"authserv-id": MOX_ID, "dkim": [{"result": "pass", "header-d": "google.com", "header-i": "@google.com", "selector": "20210112"}]}])
+    );
+    assert!(
+        log.contains(&format!(
+            "dkim=unauthenticated untrusted-authserv-ids={MOX_ID}"
+        )),
+        "{log}"
+    );
+    // A header without DKIM results is kept too (it ends the trusted block), each value
+    // bounded, and at most 16 headers.
+    let long = "x".repeat(300) + "é";
+    let mut ar: Vec<String> = vec![
+        "relay.example; spf=pass smtp.mailfrom=google.com".into(),
+        format!("mx.example.com; dkim=fail header.d={long}"),
+    ];
+    for i in 0..20 {
+        ar.push(format!("h{i}.example; dkim=pass header.d=google.com"));
+    }
+    let refs: Vec<&str> = ar.iter().map(String::as_str).collect();
+    let env = Env::new();
+    run_log(
+        &env,
+        &["--trusted-authserv-id", "mx.example.com"],
+        &failing_message(&refs, "google.com", "noreply@google.com"),
+    );
+    let h = env.records()[0]["authentication"]["headers"].clone();
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 16);
+    assert_eq!(h[0], json!({"authserv-id": "relay.example", "dkim": []}));
+    let d = h[1]["dkim"][0]["header-d"].as_str().unwrap();
+    assert!(d.len() <= 255 && d.starts_with("xxx"), "{d}");
+}
+
+/// The alert follows the counting rule: one domain's sts sessions split over two
+/// policies (SocketLabs) alert once, on 2 failed of 14; Microsoft's sts + tlsa over the
+/// same sessions alert once, not twice.
+#[test]
+fn alerts_follow_the_counting_rule() {
+    let doc = r#"{"organization-name":"SocketLabs","date-range":{"start-datetime":"2026-03-01T00:00:00Z","end-datetime":"2026-03-01T23:59:59Z"},"contact-info":"tlsrpt@socketlabs.com","report-id":"sl-1","policies":[
+      {"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.example.com","max_age: 86400"],"policy-domain":"example.com"},"summary":{"total-successful-session-count":12,"total-failure-session-count":0}},
+      {"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.example.com","max_age: 86400"],"policy-domain":"example.com"},"summary":{"total-successful-session-count":0,"total-failure-session-count":2},
+       "failure-details":[{"result-type":"certificate-host-mismatch","receiving-mx-hostname":"mx.example.com","failed-session-count":2}]},
+      {"policy":{"policy-type":"sts","policy-domain":"example.net"},"summary":{"total-successful-session-count":10,"total-failure-session-count":2},
+       "failure-details":[{"result-type":"certificate-expired","failed-session-count":2}]},
+      {"policy":{"policy-type":"tlsa","policy-domain":"example.net"},"summary":{"total-successful-session-count":10,"total-failure-session-count":2},
+       "failure-details":[{"result-type":"dane-required","failed-session-count":2}]}]}"#;
+    let env = Env::new();
+    let log = run_log(&env, &["--alert-unauthenticated"], doc.as_bytes());
+    let alerts: Vec<&str> = log.lines().filter(|l| l.contains("tlsrpt-alert")).collect();
+    assert_eq!(alerts.len(), 2, "{log}");
+    assert!(
+        alerts[0].contains("policy-domain=example.com policy-type=sts")
+            && alerts[0].contains(" failed=2 total=14 ")
+            && alerts[0].contains("result-types=certificate-host-mismatch:2"),
+        "{}",
+        alerts[0]
+    );
+    assert!(
+        alerts[1].contains("policy-domain=example.net policy-type=sts")
+            && alerts[1].contains(" failed=2 total=12 ")
+            && alerts[1].contains("result-types=certificate-expired:2"),
+        "{}",
+        alerts[1]
+    );
+    // Delivered again: nothing stored, no alert, and the line says which report it was.
+    let log = run_log(&env, &["--alert-unauthenticated"], doc.as_bytes());
+    assert!(!log.contains("tlsrpt-alert"), "{log}");
+    assert!(
+        log.contains("status=duplicate records=0 duplicates=1 organization=SocketLabs report-id=sl-1 policy-domains=example.com,example.net"),
+        "{log}"
+    );
+}

@@ -358,8 +358,6 @@ pub struct DomainStats {
     pub daily: DaySeries,
     /// The `sts` policy-strings reports carried (lines as sent), at most `MAX_POLICIES`.
     pub sts_policies: BTreeMap<Vec<String>, PolicySeen>,
-    /// Reports counted without being authenticated (--include-unauthenticated).
-    pub unauthenticated_reports: u64,
 }
 
 /// Per-domain figures of one window.
@@ -602,9 +600,6 @@ impl Tally {
         for (name, o) in other.domains {
             let d = self.domains.entry(name).or_default();
             add_s(&mut d.sessions, &o.sessions);
-            d.unauthenticated_reports = d
-                .unauthenticated_reports
-                .saturating_add(o.unauthenticated_reports);
             for (k, v) in o.organizations {
                 add_s(d.organizations.entry(k).or_default(), &v);
             }
@@ -701,6 +696,8 @@ pub struct Summary {
     /// The current window's reports that are not authenticated, by what would make
     /// them count (also with --include-unauthenticated, which counts them anyway).
     pub left_out: BTreeMap<LeftOut, LeftOutStats>,
+    /// The same reports per domain (how many), for the domains' rows.
+    pub left_out_domains: BTreeMap<String, u64>,
     seen: HashSet<u128>,
     /// Further copies of reports of the current window, not counted.
     pub duplicates: u64,
@@ -724,6 +721,7 @@ impl Summary {
                 ..Tally::default()
             },
             left_out: BTreeMap::new(),
+            left_out_domains: BTreeMap::new(),
             seen: HashSet::new(),
             duplicates: 0,
         }
@@ -738,6 +736,9 @@ impl Summary {
             .merge(other.unauthenticated_previous);
         for (k, v) in other.left_out {
             self.add_left_out(k, v);
+        }
+        for (k, v) in other.left_out_domains {
+            *self.left_out_domains.entry(k).or_default() += v;
         }
         self.duplicates = self.duplicates.saturating_add(other.duplicates);
     }
@@ -773,6 +774,7 @@ impl Summary {
                     v.successful = v.successful.saturating_add(sh.successful);
                     v.failed = v.failed.saturating_add(sh.failed);
                     v.reports = 1;
+                    *self.left_out_domains.entry(sh.domain).or_default() += 1;
                 }
             }
             if v.reports > 0 {
@@ -786,13 +788,6 @@ impl Summary {
             (false, false) => &mut self.unauthenticated_previous,
         };
         tally.add(&r.report, p.start, &self.domains);
-        if judged.counted && !judged.authenticated && current {
-            for d in domains_of(&r.report) {
-                if let Some(x) = tally.domains.get_mut(&d) {
-                    x.unauthenticated_reports += 1;
-                }
-            }
-        }
     }
 }
 

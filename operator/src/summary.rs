@@ -297,6 +297,14 @@ pub struct DomainDoc {
     /// `summary --probe`: the domain checked live.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<DomainLiveDoc>,
+    /// With --include-unauthenticated: how many of the reports counted here have no
+    /// trusted DKIM pass.
+    #[serde(rename = "unauthenticated-reports", skip_serializing_if = "is_zero")]
+    pub unauthenticated_reports: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize)]
@@ -343,7 +351,12 @@ impl LeftOutDoc {
         );
         match self.kind {
             "needs-trust" => format!(
-                "{what} carry dkim=pass from {}: add {} (to tlsrpt-pipe too, for its alerts)",
+                "{what} {} dkim=pass from {}: add {} (to tlsrpt-pipe too, for its alerts)",
+                if self.reports == 1 {
+                    "carries"
+                } else {
+                    "carry"
+                },
                 crate::probe::shown(&self.authserv_ids.join(", "), 300),
                 crate::probe::shown(&self.fix, 600)
             ),
@@ -540,6 +553,7 @@ fn domain_doc(
             v
         },
         live: None,
+        unauthenticated_reports: 0,
         previous: PreviousDoc {
             sessions: pd,
             change: ChangeDoc {
@@ -578,7 +592,19 @@ pub fn document(s: Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
             since: rfc3339(s.window.since),
             until: rfc3339(s.window.until),
         },
-        domains: domain_docs(s.current, &s.previous, &s.window),
+        domains: {
+            let mut v = domain_docs(s.current, &s.previous, &s.window);
+            if s.include_unauthenticated {
+                for d in &mut v {
+                    d.unauthenticated_reports = s
+                        .left_out_domains
+                        .get(&d.policy_domain)
+                        .copied()
+                        .unwrap_or(0);
+                }
+            }
+            v
+        },
         unauthenticated: UnauthDoc {
             included: s.include_unauthenticated,
             sessions: unauth_sessions,
@@ -686,6 +712,10 @@ pub fn collect_db(
     };
     let queries: Vec<Query> = (0..of).map(query).collect();
     reader.left_out(&queries[0], &mut |g| {
+        if let Some(d) = g.domain {
+            *s.left_out_domains.entry(d).or_default() += g.reports;
+            return;
+        }
         let why = match (g.needs, g.https) {
             (Some(ids), _) => LeftOut::Needs(ids),
             (None, true) => LeftOut::Https,

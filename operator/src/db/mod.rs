@@ -249,6 +249,9 @@ pub type DbResult<T> = Result<T, DbError>;
 /// One group of the reports a window left out for want of trust.
 #[derive(Debug, Clone)]
 pub struct LeftOutGroup {
+    /// `None`: a group of every domain; `Some`: the reports of one domain (their
+    /// `needs` and `https` are not told apart).
+    pub domain: Option<String>,
     /// `trust_needs` (NULL: no trust makes them count).
     pub needs: Option<String>,
     /// They came by HTTPS.
@@ -279,7 +282,7 @@ pub trait Reader: Send {
     /// GROUP BY in the database, one call per group.
     fn figures(&mut self, q: &Query, f: &mut dyn FnMut(Group)) -> DbResult<()>;
     /// The current window's reports that do not count for want of trust, grouped by
-    /// what would make them count.
+    /// what would make them count, then per domain.
     fn left_out(&mut self, q: &Query, f: &mut dyn FnMut(LeftOutGroup)) -> DbResult<()>;
     /// The all-time sums of the counter figures (figures::Name::COUNTERS), the pruned
     /// ones included: per (counted, domain, keys), with the latest end and receipt.

@@ -1009,26 +1009,38 @@ impl Reader for Pg {
     }
 
     fn left_out(&mut self, q: &Query, f: &mut dyn FnMut(LeftOutGroup)) -> DbResult<()> {
-        let sql = format!(
-            "SELECT f.trust_needs, coalesce(m.transport, 'mail') = 'https', count(DISTINCT f.report_pk),
-                    sum(f.successful)::int8, sum(f.failed)::int8
-             FROM tlsrpt_figure f JOIN tlsrpt_report_meta m ON m.report_pk = f.report_pk
-             WHERE f.figure = 'domain' AND f.end_at > $1 AND f.end_at <= $2 AND NOT {}
-               AND (cardinality($3::text[]) = 0 OR f.policy_domain = ANY($3))
-             GROUP BY 1, 2",
-            counted_in("f.", "false", "$4::text[]")
-        );
-        let params: [&(dyn ToSql + Sync); 4] = [&q.since, &q.until, &q.domains, &q.covered];
-        self.stream(&sql, &params, "", &mut |r| {
-            let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
-            f(LeftOutGroup {
-                needs: r.get(0),
-                https: r.get(1),
-                reports: n(2),
-                successful: n(3),
-                failed: n(4),
-            })
-        })
+        for per_domain in [false, true] {
+            let (key, group) = if per_domain {
+                ("f.policy_domain, NULL::bool", "1")
+            } else {
+                (
+                    "f.trust_needs, coalesce(m.transport, 'mail') = 'https'",
+                    "1, 2",
+                )
+            };
+            let sql = format!(
+                "SELECT {key}, count(DISTINCT f.report_pk), sum(f.successful)::int8, sum(f.failed)::int8
+                 FROM tlsrpt_figure f JOIN tlsrpt_report_meta m ON m.report_pk = f.report_pk
+                 WHERE f.figure = 'domain' AND f.end_at > $1 AND f.end_at <= $2 AND NOT {}
+                   AND (cardinality($3::text[]) = 0 OR f.policy_domain = ANY($3))
+                 GROUP BY {group}",
+                counted_in("f.", "false", "$4::text[]")
+            );
+            let params: [&(dyn ToSql + Sync); 4] = [&q.since, &q.until, &q.domains, &q.covered];
+            self.stream(&sql, &params, "", &mut |r| {
+                let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64;
+                let first: Option<String> = r.get(0);
+                f(LeftOutGroup {
+                    domain: if per_domain { first.clone() } else { None },
+                    needs: if per_domain { None } else { first },
+                    https: !per_domain && r.get::<_, Option<bool>>(1).unwrap_or(false),
+                    reports: n(2),
+                    successful: n(3),
+                    failed: n(4),
+                })
+            })?;
+        }
+        Ok(())
     }
 
     fn totals(&mut self, q: &Query, f: &mut dyn FnMut(Total)) -> DbResult<()> {

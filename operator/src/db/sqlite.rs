@@ -670,36 +670,47 @@ impl Reader for Sqlite {
     fn left_out(&mut self, q: &Query, f: &mut dyn FnMut(LeftOutGroup)) -> DbResult<()> {
         let domains = serde_json::to_string(&q.domains).expect("strings");
         let covered = serde_json::to_string(&q.covered).expect("strings");
-        let sql = format!(
-            "SELECT f.trust_needs, coalesce(m.transport, 'mail') = 'https', count(DISTINCT f.report_pk),
-                    sum(f.successful), sum(f.failed)
-             FROM tlsrpt_figure f JOIN tlsrpt_report_meta m ON m.report_pk = f.report_pk
-             WHERE f.figure = 'domain' AND f.end_at > ?1 AND f.end_at <= ?2 AND NOT {}
-               AND (?3 = 0 OR f.policy_domain IN (SELECT value FROM json_each(?4)))
-             GROUP BY 1, 2",
-            counted_in("f.", "0", "?5")
-        );
-        let mut st = self.conn.prepare(&sql).map_err(e)?;
-        let mut rows = st
-            .query(params![
-                q.since,
-                q.until,
-                q.domains.len() as i64,
-                domains,
-                covered
-            ])
-            .map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            let n = |i: usize| -> DbResult<u64> {
-                Ok(r.get::<_, Option<i64>>(i).map_err(e)?.unwrap_or(0).max(0) as u64)
+        for per_domain in [false, true] {
+            let (key, group) = if per_domain {
+                ("f.policy_domain, NULL", "1")
+            } else {
+                (
+                    "f.trust_needs, coalesce(m.transport, 'mail') = 'https'",
+                    "1, 2",
+                )
             };
-            f(LeftOutGroup {
-                needs: r.get(0).map_err(e)?,
-                https: r.get::<_, i64>(1).map_err(e)? != 0,
-                reports: n(2)?,
-                successful: n(3)?,
-                failed: n(4)?,
-            });
+            let sql = format!(
+                "SELECT {key}, count(DISTINCT f.report_pk), sum(f.successful), sum(f.failed)
+                 FROM tlsrpt_figure f JOIN tlsrpt_report_meta m ON m.report_pk = f.report_pk
+                 WHERE f.figure = 'domain' AND f.end_at > ?1 AND f.end_at <= ?2 AND NOT {}
+                   AND (?3 = 0 OR f.policy_domain IN (SELECT value FROM json_each(?4)))
+                 GROUP BY {group}",
+                counted_in("f.", "0", "?5")
+            );
+            let mut st = self.conn.prepare(&sql).map_err(e)?;
+            let mut rows = st
+                .query(params![
+                    q.since,
+                    q.until,
+                    q.domains.len() as i64,
+                    domains,
+                    covered
+                ])
+                .map_err(e)?;
+            while let Some(r) = rows.next().map_err(e)? {
+                let n = |i: usize| -> DbResult<u64> {
+                    Ok(r.get::<_, Option<i64>>(i).map_err(e)?.unwrap_or(0).max(0) as u64)
+                };
+                let first: Option<String> = r.get(0).map_err(e)?;
+                f(LeftOutGroup {
+                    domain: if per_domain { first.clone() } else { None },
+                    needs: if per_domain { None } else { first },
+                    https: !per_domain && r.get::<_, Option<i64>>(1).map_err(e)?.unwrap_or(0) != 0,
+                    reports: n(2)?,
+                    successful: n(3)?,
+                    failed: n(4)?,
+                });
+            }
         }
         Ok(())
     }

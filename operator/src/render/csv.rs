@@ -1,6 +1,8 @@
 //! The summary as CSV: one row per policy domain × result type (a domain without
 //! failures gets one row with an empty result type), authenticated domains first, then
-//! the unauthenticated ones (`authenticated` column `false`). The why of each result
+//! the unauthenticated ones (`authenticated` column `false`; with
+//! --include-unauthenticated, `false` too for a domain whose figures count any report
+//! without a trusted DKIM pass). The why of each result
 //! type (receiving MX hosts, failure-reason-codes, organisations) is in `;`-separated
 //! cells, and with `--probe` the live verdict and its evidence.
 
@@ -33,7 +35,13 @@ fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv
         format!("{:.6}", s.failure_rate),
         d.previous.sessions.failed.to_string(),
     ];
-    let auth = if authenticated { "true" } else { "false" };
+    // `true` only for rows of authenticated reports alone: a domain's row that
+    // --include-unauthenticated mixed them into is `false`.
+    let auth = if authenticated && d.unauthenticated_reports == 0 {
+        "true"
+    } else {
+        "false"
+    };
     if d.advice.is_empty() {
         w.write_record(
             [d.policy_domain.as_str(), auth, "", "0", "0"]
