@@ -309,10 +309,19 @@ pub fn check_domain(dns: &Dns, domain: &str, expected: &[String], is_mx: bool) -
                     ),
                 ));
             }
-            let selected = tlsrpt
-                .iter()
-                .filter(|(t, _, _)| txt_record::selected_by_senders(t))
-                .count();
+            // RFC 8460 §3: among several TXT records, those not beginning with exactly
+            // "v=TLSRPTv1;" are discarded; exactly one must be left. A record alone at
+            // the name is read by the grammar (a space before ";" is then valid).
+            let alone = tlsrpt.len() == 1 && other.is_empty();
+            let chosen = |t: &str| alone || txt_record::selected_by_senders(t);
+            let selected = tlsrpt.iter().filter(|(t, _, _)| chosen(t)).count();
+            for (t, _, _) in tlsrpt.iter().filter(|(t, _, _)| !chosen(t)) {
+                e.findings.push(finding(
+                    "not-selected",
+                    Severity::Error,
+                    format!("{} is discarded: with several TXT records at {name}, senders keep only those beginning with exactly \"v=TLSRPTv1;\" (RFC 8460 §3)", shown(t)),
+                ));
+            }
             if tlsrpt.is_empty() {
                 missing(
                     &mut e,
@@ -349,7 +358,7 @@ pub fn check_domain(dns: &Dns, domain: &str, expected: &[String], is_mx: bool) -
                 }
                 let c = txt_record::check(t);
                 e.findings.extend(c.findings);
-                if selected == 1 && txt_record::selected_by_senders(t) {
+                if selected == 1 && chosen(t) {
                     e.rua = c.rua;
                 }
             }

@@ -319,8 +319,18 @@ pub struct ProbeArgs {
 #[derive(Debug, Args)]
 pub struct CheckDomainArgs {
     /// Domains to check (the domain after @ in the mail addresses, not the MX host).
-    #[arg(value_name = "DOMAIN", required = true)]
+    #[arg(value_name = "DOMAIN", required_unless_present_any = ["sts_record", "sts_policy"])]
     pub domains: Vec<String>,
+
+    /// Judge this _mta-sts TXT record text instead of looking anything up (by RFC 8461
+    /// §3.1's grammar, as strict senders read it).
+    #[arg(long, value_name = "TXT", conflicts_with = "domains")]
+    pub sts_record: Option<String>,
+
+    /// Judge this MTA-STS policy file ("-": standard input) instead of fetching one (by
+    /// RFC 8461 §3.2's grammar; as if served as text/plain).
+    #[arg(long, value_name = "FILE", conflicts_with = "domains")]
+    pub sts_policy: Option<PathBuf>,
 
     #[command(flatten)]
     pub probe: ProbeArgs,

@@ -88,6 +88,37 @@ fn check_record_cmd(a: CheckRecordArgs) -> Result<(), Failure> {
 }
 
 fn check_domain_cmd(a: CheckDomainArgs) -> Result<(), Failure> {
+    if a.sts_record.is_some() || a.sts_policy.is_some() {
+        let body = match &a.sts_policy {
+            None => None,
+            Some(p) => Some(
+                read_bounded(p, crate::probe::mta_sts::MAX_POLICY as u64 + 1).map_err(|e| {
+                    Failure::with(
+                        crate::exit::UNKNOWN,
+                        format!("--sts-policy {}: {e}", p.display()),
+                    )
+                })?,
+            ),
+        };
+        let items = check_domain::offline(a.sts_record.as_deref(), body.as_deref());
+        let (text, status) = check_domain::offline_text(&items);
+        let out = match a.format {
+            RecordFormat::Text => text,
+            RecordFormat::Json => {
+                let mut j = serde_json::to_string_pretty(
+                    &serde_json::json!({ "status": status, "checked": items }),
+                )
+                .expect("plain data");
+                j.push('\n');
+                j
+            }
+        };
+        write_stdout(&out)?;
+        return match status {
+            0 => Ok(()),
+            s => Err(Failure::quiet(s)),
+        };
+    }
     let settings = probe_settings(&a.probe)?;
     let reports: Vec<check_domain::DomainReport> = a
         .domains
@@ -196,6 +227,18 @@ fn check_cmd(a: CheckArgs) -> Result<(), Failure> {
         check::Status::Ok => Ok(()),
         st => Err(Failure::quiet(st as u8)),
     }
+}
+
+/// At most `max` bytes of a file, or of standard input for "-".
+fn read_bounded(p: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if p.as_os_str() == "-" {
+        std::io::stdin().lock().take(max).read_to_end(&mut buf)?;
+    } else {
+        std::fs::File::open(p)?.take(max).read_to_end(&mut buf)?;
+    }
+    Ok(buf)
 }
 
 fn now() -> i64 {

@@ -173,6 +173,31 @@ fn verdict(
         evidence,
         checked_at: None,
     };
+    // What could not be looked up gives no verdict: never "not-reproduced" (nor
+    // "still-failing") on an answer that never came.
+    if r.facts.nxdomain {
+        return not_probed(format!(
+            "{domain} does not resolve now (NXDOMAIN): nothing to check; if it should exist, check the name and the delegation of its zone"
+        ));
+    }
+    let policy_level = matches!(
+        rt,
+        "sts-policy-fetch-error" | "sts-policy-invalid" | "sts-webpki-invalid"
+    );
+    if policy_level && let Some(why) = &r.mta_sts.lookup_failed {
+        return not_probed(format!(
+            "could not check: the MTA-STS record's lookup failed ({why})"
+        ));
+    }
+    if !policy_level
+        && let Some(why) = r
+            .facts
+            .lookup_failed
+            .iter()
+            .find(|w| w.starts_with(&format!("{domain} MX")))
+    {
+        return not_probed(format!("could not check: the MX lookup failed ({why})"));
+    }
     // Policy-level failures: the MX does not matter.
     if let Some(code) = [
         "sts-policy-fetch-error",
@@ -182,7 +207,16 @@ fn verdict(
     .into_iter()
     .find(|c| *c == rt)
     {
-        return match r.findings.iter().find(|f| f.code == code) {
+        // The policy's own violations have codes of their own (sts-policy-mode, ...):
+        // any error about the record or the policy is what senders report as invalid.
+        let found = r.findings.iter().find(|f| {
+            f.code == code
+                || (code == "sts-policy-invalid"
+                    && f.severity == Severity::Error
+                    && (f.code.starts_with("sts-policy-") || f.code.starts_with("sts-record-"))
+                    && f.code != "sts-policy-fetch-error")
+        });
+        return match found {
             Some(f) => live("still-failing", f.message.clone()),
             None if r.mta_sts.record.is_empty() => live(
                 "not-reproduced",

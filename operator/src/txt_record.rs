@@ -108,7 +108,22 @@ fn uri_char_ok(c: char) -> bool {
 }
 
 /// Checks one report URI; returns whether senders can use it.
-fn check_uri(uri: &str, out: &mut Vec<Finding>) -> bool {
+/// What a URI of `rua` is to senders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Uri {
+    /// A `mailto:` address or an `https:` URL.
+    Usable,
+    /// A URI, but of a scheme or form senders cannot send to: skipped (an error only
+    /// when no URI is usable).
+    Unsupported,
+    /// Not a URI as RFC 8460 §3 allows it (spaces, unencoded "," "!" ";", bad
+    /// percent-encoding): strict senders reject the whole record.
+    Invalid,
+}
+
+/// Checks one report URI (its findings: errors for an invalid one, warnings for an
+/// unsupported one, raised to errors by the caller when nothing is usable).
+fn check_uri(uri: &str, out: &mut Vec<Finding>) -> Uri {
     let lower = uri.to_ascii_lowercase();
     if uri.contains(is_wsp) {
         out.push(finding(
@@ -116,7 +131,7 @@ fn check_uri(uri: &str, out: &mut Vec<Finding>) -> bool {
             Severity::Error,
             format!("{uri:?}: a space inside a URI; remove it (or percent-encode it as %20)"),
         ));
-        return false;
+        return Uri::Invalid;
     }
     if let Some(bang) = uri.find('!') {
         let tail = &uri[bang + 1..];
@@ -131,7 +146,20 @@ fn check_uri(uri: &str, out: &mut Vec<Finding>) -> bool {
             format!("{uri:?}: \"!\" must be percent-encoded (%21) in a TLSRPT URI (RFC 8460 §3)")
         };
         out.push(finding("unencoded-bang", Severity::Error, msg));
-        return false;
+        return Uri::Invalid;
+    }
+    let b = uri.as_bytes();
+    if let Some(i) = (0..b.len()).find(|&i| {
+        b[i] == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    }) {
+        out.push(finding(
+            "invalid-percent-encoding",
+            Severity::Error,
+            format!("{uri:?}: \"%\" at {} is not followed by two hex digits (RFC 3986 pct-encoded); write %25 for a percent sign", i + 1),
+        ));
+        return Uri::Invalid;
     }
     if let Some(c) = uri.chars().find(|&c| !uri_char_ok(c)) {
         out.push(finding(
@@ -139,7 +167,7 @@ fn check_uri(uri: &str, out: &mut Vec<Finding>) -> bool {
             Severity::Error,
             format!("{uri:?}: {c:?} is not allowed in a URI; percent-encode it"),
         ));
-        return false;
+        return Uri::Invalid;
     }
     if let Some(rest) = lower.strip_prefix("mailto:") {
         let addr = rest.split('?').next().unwrap_or("");
@@ -147,23 +175,23 @@ fn check_uri(uri: &str, out: &mut Vec<Finding>) -> bool {
             Some((local, domain))
                 if !local.is_empty() && domain.contains('.') && !domain.ends_with('.') =>
             {
-                true
+                Uri::Usable
             }
             Some(_) => {
                 out.push(finding(
                     "mailto-bad-address",
-                    Severity::Error,
+                    Severity::Warning,
                     format!("{uri:?}: not a usable mail address; write mailto:LOCAL@DOMAIN"),
                 ));
-                false
+                Uri::Unsupported
             }
             None => {
                 out.push(finding(
                     "mailto-no-at",
-                    Severity::Error,
+                    Severity::Warning,
                     format!("{uri:?}: a mailto URI needs an address with \"@\" (mailto:tls-reports@example.com)"),
                 ));
-                false
+                Uri::Unsupported
             }
         }
     } else if let Some(rest) = lower.strip_prefix("https://") {
@@ -171,41 +199,61 @@ fn check_uri(uri: &str, out: &mut Vec<Finding>) -> bool {
         if host.is_empty() {
             out.push(finding(
                 "https-no-host",
-                Severity::Error,
+                Severity::Warning,
                 format!("{uri:?}: an https URI needs a host"),
             ));
-            false
+            Uri::Unsupported
         } else {
-            true
+            Uri::Usable
         }
     } else if lower.starts_with("http://") {
         out.push(finding(
             "http-scheme",
-            Severity::Error,
+            Severity::Warning,
             format!("{uri:?}: only mailto: and https: are allowed (RFC 8460 §3); use https://"),
         ));
-        false
+        Uri::Unsupported
     } else if !lower.contains(':') && lower.contains('@') {
         out.push(finding(
             "no-scheme",
             Severity::Error,
-            format!("{uri:?}: a bare address; write mailto:{uri}"),
+            format!("{uri:?}: a bare address, not a URI; write mailto:{uri}"),
         ));
-        false
+        Uri::Invalid
     } else {
-        let scheme = lower.split(':').next().unwrap_or("");
+        // A URI has a scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" (RFC 3986).
+        let scheme = lower.split_once(':').map(|(s, _)| s);
+        let is_uri = scheme.is_some_and(|s| {
+            let s = s.as_bytes();
+            !s.is_empty()
+                && s[0].is_ascii_alphabetic()
+                && s.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        });
+        if !is_uri {
+            out.push(finding(
+                "not-a-uri",
+                Severity::Error,
+                format!("{uri:?} is not a URI (scheme:...); write mailto:tls-reports@YOUR-DOMAIN or an https: URL"),
+            ));
+            return Uri::Invalid;
+        }
         out.push(finding(
             "bad-scheme",
-            Severity::Error,
-            format!("{uri:?}: scheme {scheme:?} is not allowed; only mailto: and https: are (RFC 8460 §3)"),
+            Severity::Warning,
+            format!(
+                "{uri:?}: scheme {:?} is not one senders send to; only mailto: and https: are (RFC 8460 §3)",
+                scheme.unwrap_or("")
+            ),
         ));
-        false
+        Uri::Unsupported
     }
 }
 
 /// Checks one record (the TXT strings already joined without separators).
 pub fn check(txt: &str) -> Checked {
     let mut out = Checked::default();
+    let mut usable_grammar = true;
     let f = &mut out.findings;
     let trimmed = txt.trim_start_matches(is_wsp);
     // ---- version ---------------------------------------------------------------------
@@ -267,8 +315,8 @@ pub fn check(txt: &str) -> Checked {
         if rest.trim_start_matches(is_wsp).starts_with(';') {
             f.push(finding(
                 "space-before-semicolon",
-                Severity::Error,
-                "a space between v=TLSRPTv1 and \";\": senders select records beginning with exactly \"v=TLSRPTv1;\" (RFC 8460 §3) and ignore this one; remove the space",
+                Severity::Warning,
+                "a space between v=TLSRPTv1 and \";\": allowed by RFC 8460's grammar (field-delim = *WSP \";\" *WSP), but senders that find more than one TXT record keep only those beginning with exactly \"v=TLSRPTv1;\", and Postfix's tlsrpt-reporter never reads it; write \"v=TLSRPTv1;\"",
             ));
         } else {
             f.push(finding(
@@ -278,6 +326,16 @@ pub fn check(txt: &str) -> Checked {
             ));
             return out;
         }
+    }
+    // A record may end in a delimiter (with its spaces), not in spaces alone.
+    let body = txt.trim_end_matches(is_wsp);
+    if body.len() != txt.len() && !body.ends_with(';') {
+        f.push(finding(
+            "trailing-space",
+            Severity::Error,
+            format!("the record ends in spaces after its last field (only \";\" and its spaces may end it; RFC 8460 §3): {STRICT}; remove them"),
+        ));
+        usable_grammar = false;
     }
     // ---- fields ----------------------------------------------------------------------
     let after = rest.trim_start_matches(is_wsp);
@@ -290,7 +348,7 @@ pub fn check(txt: &str) -> Checked {
     let mut rua_fields = 0;
     let mut rua_position = None;
     let mut field_index = 0;
-    let mut usable = true;
+    let mut usable = usable_grammar;
     for (i, raw) in fields.iter().enumerate() {
         let field = raw.trim_matches(is_wsp);
         if field.is_empty() {
@@ -336,8 +394,14 @@ pub fn check(txt: &str) -> Checked {
                 f.push(finding(
                     "duplicate-rua",
                     Severity::Warning,
-                    "more than one rua= field: senders disagree on which they use; merge them into one, separated by commas",
+                    "more than one rua= field: allowed by RFC 8460's grammar, but senders disagree on which they use (checkers reject it); merge them into one, separated by commas",
                 ));
+                for p in value.split(',') {
+                    let uri = p.trim_matches(is_wsp);
+                    if uri.is_empty() || check_uri(uri, f) == Uri::Invalid {
+                        usable = false;
+                    }
+                }
                 continue;
             }
             rua_position = Some(field_index);
@@ -374,7 +438,8 @@ pub fn check(txt: &str) -> Checked {
                     usable = false;
                     continue;
                 }
-                if check_uri(uri, f) {
+                let verdict = check_uri(uri, f);
+                if verdict == Uri::Usable {
                     if uris.iter().any(|u: &String| u.eq_ignore_ascii_case(uri)) {
                         f.push(finding(
                             "duplicate-uri",
@@ -384,7 +449,7 @@ pub fn check(txt: &str) -> Checked {
                     } else {
                         uris.push(uri.to_owned());
                     }
-                } else {
+                } else if verdict == Uri::Invalid {
                     usable = false;
                 }
             }
@@ -442,13 +507,21 @@ pub fn check(txt: &str) -> Checked {
                 "rua= is not the first field after the version: allowed by RFC 8460, but Postfix's tlsrpt-reporter cannot read it; put rua= right after v=TLSRPTv1;",
             ));
     }
-    // A record senders do not select is no record at all for them.
-    let ignored = out
-        .findings
-        .iter()
-        .any(|x| x.code == "space-before-semicolon");
-    if !usable || ignored || out.rua.is_empty() {
+    if !usable || out.rua.is_empty() {
         out.rua.clear();
+        // Nothing left to send to: the URIs skipped as unsupported are the reason.
+        for x in &mut out.findings {
+            if matches!(
+                x.code,
+                "mailto-bad-address"
+                    | "mailto-no-at"
+                    | "https-no-host"
+                    | "http-scheme"
+                    | "bad-scheme"
+            ) {
+                x.severity = Severity::Error;
+            }
+        }
         if !out.findings.iter().any(|x| x.severity == Severity::Error) {
             out.findings.push(finding(
                 "no-usable-uri",
@@ -456,18 +529,6 @@ pub fn check(txt: &str) -> Checked {
                 "no usable report URI in rua",
             ));
         }
-    }
-    if !selected_by_senders(txt)
-        && !out
-            .findings
-            .iter()
-            .any(|x| x.code == "space-before-semicolon")
-    {
-        out.findings.push(finding(
-            "not-selected",
-            Severity::Error,
-            "senders select records beginning with exactly \"v=TLSRPTv1;\"",
-        ));
     }
     out
 }
@@ -644,9 +705,93 @@ mod tests {
         ),
         (
             "v=TLSRPTv1 ; rua=mailto:tls@example.com",
+            1,
+            Some(Severity::Warning),
+            &["space-before-semicolon"],
+        ),
+        // RFC 8460 §3, rule by rule: field-delim = *WSP ";" *WSP; a record may end in
+        // one delimiter, not in spaces alone.
+        (
+            "v=TLSRPTv1\t;\trua=mailto:tls@example.com",
+            1,
+            Some(Severity::Warning),
+            &["space-before-semicolon"],
+        ),
+        ("v=TLSRPTv1; rua=mailto:tls@example.com; ", 1, None, &[]),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com ",
             0,
             Some(Severity::Error),
-            &["space-before-semicolon"],
+            &["trailing-space"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com;;",
+            0,
+            Some(Severity::Error),
+            &["empty-field"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; ;",
+            0,
+            Some(Severity::Error),
+            &["empty-field"],
+        ),
+        // tlsrpt-uri = URI: pct-encoded is "%" HEXDIG HEXDIG.
+        (
+            "v=TLSRPTv1; rua=mailto:tls%zz@example.com",
+            0,
+            Some(Severity::Error),
+            &["invalid-percent-encoding"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls%2@example.com",
+            0,
+            Some(Severity::Error),
+            &["invalid-percent-encoding"],
+        ),
+        ("v=TLSRPTv1; rua=mailto:tls@ex%41mple.com", 1, None, &[]),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; rua=http://x.example/",
+            1,
+            Some(Severity::Warning),
+            &["duplicate-rua", "http-scheme"],
+        ),
+        // tlsrpt-ext-name and tlsrpt-ext-value.
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; a1234567890123456789012345678901=1",
+            1,
+            Some(Severity::Info),
+            &["unknown-field"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; a12345678901234567890123456789012=1",
+            0,
+            Some(Severity::Error),
+            &["invalid-field-name"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; -x=1",
+            0,
+            Some(Severity::Error),
+            &["invalid-field-name"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; x=",
+            0,
+            Some(Severity::Error),
+            &["invalid-field-value"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; x=a=b",
+            0,
+            Some(Severity::Error),
+            &["invalid-field-value"],
+        ),
+        (
+            "v=TLSRPTv1; rua=mailto:tls@example.com; x=é",
+            0,
+            Some(Severity::Error),
+            &["invalid-field-value"],
         ),
         (
             "v=TLSRPTv2; rua=mailto:tls@example.com",

@@ -150,7 +150,9 @@ pub fn judge(r: &mut DomainReport, expiry_days: i64) {
         if let Some(Mode::None) = sts_mode {
             push("sts-mode-none", Severity::Info, Some(&policy_host), "the MTA-STS policy is in mode none: senders apply nothing (the way to withdraw a policy)".into());
         }
-    } else if !f.nxdomain && !f.null_mx {
+    } else if !f.nxdomain && !f.null_mx && r.mta_sts.lookup_failed.is_none() {
+        // Only an answer that there is no record means none: a failed lookup is
+        // "could not check" (its lookup-failed finding), never "no policy".
         push(
             "sts-none",
             Severity::Info,

@@ -65,6 +65,10 @@ pub struct Sts {
     /// The certificate of `mta-sts.DOMAIN`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertInfo>,
+    /// The `_mta-sts` lookup failed (SERVFAIL, REFUSED, a time-out, no route) or failed
+    /// DNSSEC validation: whether there is a record is not known. Never "no record".
+    #[serde(rename = "lookup-failed", skip_serializing_if = "Option::is_none")]
+    pub lookup_failed: Option<String>,
 }
 
 /// One MX host.
@@ -187,4 +191,79 @@ pub fn json(reports: &[DomainReport]) -> String {
     let mut s = serde_json::to_string_pretty(&doc).expect("plain data");
     s.push('\n');
     s
+}
+
+/// What `check-domain --sts-record` / `--sts-policy` judged offline: the findings of a
+/// record text or a policy body, without a lookup or a fetch (as `check-record
+/// --record` does for TLSRPT), to check one before publishing it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offline {
+    /// `mta-sts-record` or `mta-sts-policy`.
+    pub what: &'static str,
+    /// Senders would use it (no error).
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    pub findings: Vec<crate::txt_record::Finding>,
+}
+
+/// Judges an `_mta-sts` record text and/or a policy body (served as text/plain).
+pub fn offline(record: Option<&str>, policy: Option<&[u8]>) -> Vec<Offline> {
+    let mut out = Vec::new();
+    if let Some(txt) = record {
+        let r = crate::probe::mta_sts::parse_record(txt);
+        out.push(Offline {
+            what: "mta-sts-record",
+            valid: r.valid(),
+            id: r.id.clone(),
+            policy: None,
+            findings: r.findings,
+        });
+    }
+    if let Some(body) = policy {
+        let (p, f) = crate::probe::mta_sts::parse_policy(body, Some("text/plain"));
+        out.push(Offline {
+            what: "mta-sts-policy",
+            valid: !f.iter().any(|x| x.severity == Severity::Error),
+            id: None,
+            policy: Some(p),
+            findings: f,
+        });
+    }
+    out
+}
+
+/// The offline findings as text, one line each, and their exit status (0 valid, 1
+/// warnings, 2 errors).
+pub fn offline_text(items: &[Offline]) -> (String, u8) {
+    let mut o = String::new();
+    let mut worst = None;
+    for it in items {
+        o.push_str(&format!(
+            "{}: {}\n",
+            it.what,
+            if it.valid {
+                "valid"
+            } else {
+                "invalid: strict senders do not use it"
+            }
+        ));
+        for f in &it.findings {
+            worst = worst.max(Some(f.severity));
+            o.push_str(&format!(
+                "  {} {}: {}\n",
+                f.severity.label(),
+                f.code,
+                crate::probe::shown(&f.message, 2000)
+            ));
+        }
+    }
+    let status = match worst {
+        Some(Severity::Error) => 2,
+        Some(Severity::Warning) => 1,
+        _ => 0,
+    };
+    (o, status)
 }

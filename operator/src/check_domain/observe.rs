@@ -309,12 +309,16 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
             .collect(),
         Lookup::NxDomain { .. } | Lookup::NoData { .. } => Vec::new(),
         Lookup::Bogus(why) => {
-            seen.fetch_error = Some(format!(
-                "the lookup of {name} fails DNSSEC validation: {why}"
+            seen.sts.lookup_failed = Some(format!("{name} TXT fails DNSSEC validation: {why}"));
+            seen.record_findings.push(crate::txt_record::finding(
+                "dnssec-invalid",
+                crate::txt_record::Severity::Error,
+                format!("the answer for {name} TXT fails DNSSEC validation ({why}): validating senders find no MTA-STS record; re-sign the zone, check the DS record at the parent"),
             ));
             return seen;
         }
         Lookup::Failed(why) => {
+            seen.sts.lookup_failed = Some(format!("{name} TXT: {why}"));
             seen.lookup_failed.push(format!("{name} TXT: {why}"));
             return seen;
         }
@@ -388,7 +392,7 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
                         mta_sts::parse_policy(&resp.body, resp.header("content-type"));
                     if resp.truncated {
                         f.push(crate::txt_record::finding(
-                            "sts-policy-invalid",
+                            "sts-policy-too-large",
                             crate::txt_record::Severity::Error,
                             format!("the policy is larger than {} KiB: senders stop reading (RFC 8461 §3.3 suggests 64 KiB)", https::MAX_BODY / 1024),
                         ));

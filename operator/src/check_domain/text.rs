@@ -14,6 +14,12 @@ pub fn text(reports: &[DomainReport]) -> String {
     for r in reports {
         let _ = writeln!(o, "{}  (checked {})", r.domain, r.checked_at);
         match r.tlsrpt.records.as_slice() {
+            [] if r.tlsrpt.lookup_failed => {
+                o.push_str("  TLSRPT   could not check: the lookup failed (see below)\n")
+            }
+            [] if r.facts.nxdomain => {
+                let _ = writeln!(o, "  TLSRPT   none: {} does not exist", r.domain);
+            }
             [] => o.push_str("  TLSRPT   no record\n"),
             recs => {
                 for t in recs {
@@ -22,7 +28,11 @@ pub fn text(reports: &[DomainReport]) -> String {
             }
         }
         let s = &r.mta_sts;
-        if s.record.is_empty() {
+        if let Some(why) = &s.lookup_failed {
+            let _ = writeln!(o, "  MTA-STS  could not check: {}", shown(why, 200));
+        } else if s.record.is_empty() && r.facts.nxdomain {
+            let _ = writeln!(o, "  MTA-STS  none: {} does not exist", r.domain);
+        } else if s.record.is_empty() {
             o.push_str("  MTA-STS  no record\n");
         } else {
             for t in &s.record {
