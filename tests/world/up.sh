@@ -32,6 +32,11 @@
 #   bogus.test            MX records whose signatures expired
 #   stall, garbage, huge, reset, refused: MX 127.0.0.61-65 (servers of the tests' own)
 #   digest@world.plain.test   a local mailbox (/var/mail/digest) for the digest test
+#   abnf-blank, abnf-tab, abnf-dot, abnf-case, abnf-space: MX good, an MTA-STS policy that
+#                 breaks one rule of RFC 8461 §3.2's grammar each (a blank line, a TAB in a
+#                 value, an mx with a trailing dot, "Enforce", a space before ":")
+#   abnf-lf       the same, valid: LF line ends, a UTF-8 extension value
+#   abnf-record   MX good, an _mta-sts record that breaks §3.1 (an extension "-x")
 #   bench         3 MX hosts with an IPv4 and an IPv6 address each (127.0.0.41-43, fd00::41-43),
 #                 MTA-STS enforce (mx: *.bench.plain.test): the benchmark's domain
 set -euo pipefail
@@ -52,6 +57,9 @@ set -x
 # ---- addresses ----------------------------------------------------------------------
 ip link set lo up
 for n in 41 42 43; do ip -6 addr add "fd00::$n/128" dev lo nodad 2>/dev/null || true; done
+
+# The policies that break one rule of RFC 8461 §3.2 each (and one that is valid).
+ABNF="blank tab dot case space lf"
 
 # ---- the test CA and certificates -----------------------------------------------------
 cat > ca.cnf <<EOF
@@ -98,7 +106,7 @@ cert() {
     cat "$name.pem" > "$name.chain.pem"
 }
 cert good mx.good.plain.test "DNS:mx.good.plain.test,DNS:mx.uncovered-b.plain.test,DNS:mx.tlsaplain.plain.test"
-cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test,DNS:mta-sts.bench.plain.test"
+cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test,DNS:mta-sts.bench.plain.test$(for c in $ABNF record; do printf ',DNS:mta-sts.abnf-%s.plain.test' "$c"; done)"
 cert expired mx.expired.plain.test "DNS:mx.expired.plain.test" server 20250101000000Z 20251201000000Z
 cert wrongname other.plain.test "DNS:other.plain.test"
 cert soon mx.soon.plain.test "DNS:mx.soon.plain.test" server "$(date -u -d '-30 days' +%Y%m%d%H%M%SZ)" "$(date -u -d '+5 days' +%Y%m%d%H%M%SZ)"
@@ -149,6 +157,11 @@ sts() { printf '_mta-sts.%s TXT "v=STSv1; id=2026120601"\nmta-sts.%s A 127.0.0.3
     echo 'mx.tlsaplain A 127.0.0.11'
     echo "_25._tcp.mx.tlsaplain TLSA 3 1 1 $(spki good.pem)"
     for c in good expired-sts selfsigned notls eku old uncovered redirect wrongtype badpolicy untrusted tworecords bench; do sts "$c"; done
+    for c in $ABNF; do sts "abnf-$c"; echo "abnf-$c MX 10 mx.good"; tlsrpt "abnf-$c" plain.test; done
+    echo '_mta-sts.abnf-record TXT "v=STSv1; id=1; -x=1"'
+    echo 'mta-sts.abnf-record A 127.0.0.30'
+    echo 'abnf-record MX 10 mx.good'
+    tlsrpt abnf-record plain.test
     echo 'good MX 10 mx.good'
     echo 'expired MX 10 mx.expired'
     echo 'expired-sts MX 10 mx.expired'
@@ -314,6 +327,13 @@ printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.old.plain.test\r\nmax_age: 604
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/good/uncovered.txt
 printf 'version: STSv2\r\nmode: strict\r\nmax_age: forever\r\n' > www/bad/badpolicy.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: *.bench.plain.test\r\nmax_age: 604800\r\n' > www/good/bench.txt
+mkdir -p www/abnf
+printf 'version: STSv1\r\n\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/abnf/blank.txt
+printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\nnote: a\tb\r\n' > www/abnf/tab.txt
+printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test.\r\nmax_age: 604800\r\n' > www/abnf/dot.txt
+printf 'version: STSv1\r\nmode: Enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/abnf/case.txt
+printf 'version: STSv1\r\nmode : enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/abnf/space.txt
+printf 'version: STSv1\nmode: enforce\nmx: mx.good.plain.test\nmax_age: 604800\nnote: d\303\251j\303\240 vu\n' > www/abnf/lf.txt
 nginx_site() { # SERVER-NAME CERT-NAME BODY-DIRECTIVES
     cat >> nginx.conf <<EOF
     server {
@@ -348,6 +368,8 @@ nginx_site mta-sts.wrongtype.plain.test sts "alias $D/www/good/enforce.txt; type
 nginx_site mta-sts.badpolicy.plain.test sts "alias $D/www/bad/badpolicy.txt;"
 nginx_site mta-sts.untrusted.plain.test sts-untrusted "alias $D/www/good/enforce.txt;"
 nginx_site mta-sts.bench.plain.test sts "alias $D/www/good/bench.txt;"
+for c in $ABNF; do nginx_site "mta-sts.abnf-$c.plain.test" sts "alias $D/www/abnf/$c.txt;"; done
+nginx_site mta-sts.abnf-record.plain.test sts "alias $D/www/good/enforce.txt;"
 echo '}' >> nginx.conf
 nginx -t -c "$D/nginx.conf"
 nginx -c "$D/nginx.conf" </dev/null >/dev/null

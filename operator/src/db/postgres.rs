@@ -291,26 +291,13 @@ fn e(x: postgres::Error) -> DbError {
             m
         }
     };
-    // An answer of the server that no retry changes: no such database, a wrong
-    // password, no permission, an undefined table (an old schema).
-    let permanent = [
-        SqlState::INVALID_CATALOG_NAME,
-        SqlState::INVALID_PASSWORD,
-        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-        SqlState::INSUFFICIENT_PRIVILEGE,
-        SqlState::UNDEFINED_TABLE,
-        SqlState::UNDEFINED_COLUMN,
-    ]
-    .iter()
-    .any(|c| x.code() == Some(c));
+    // Whatever the server answers (down, refusing, a wrong password, pg_hba), a load
+    // from cron or a timer tries again at its next run: temporary (75), as libpq
+    // clients report it. Only the schema checks of `open_read` are permanent.
     DbError {
         msg,
         retry,
-        trouble: if permanent {
-            super::Trouble::Permanent
-        } else {
-            super::Trouble::Temporary
-        },
+        trouble: super::Trouble::Temporary,
     }
 }
 
