@@ -20,7 +20,7 @@
 //!
 //! Domain names are compared case-insensitively, without a trailing dot.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tlsrpt_pipe::counting;
 
@@ -698,6 +698,9 @@ pub struct Summary {
     pub left_out: BTreeMap<LeftOut, LeftOutStats>,
     /// The same reports per domain (how many), for the domains' rows.
     pub left_out_domains: BTreeMap<String, u64>,
+    /// The addresses the window's reports were delivered to (envelope recipients, at
+    /// most crate::ours::MAX_ADDRESSES): what makes a domain ours (crate::ours).
+    pub recipients: BTreeSet<String>,
     seen: HashSet<u128>,
     /// Further copies of reports of the current window, not counted.
     pub duplicates: u64,
@@ -722,6 +725,7 @@ impl Summary {
             },
             left_out: BTreeMap::new(),
             left_out_domains: BTreeMap::new(),
+            recipients: BTreeSet::new(),
             seen: HashSet::new(),
             duplicates: 0,
         }
@@ -739,6 +743,11 @@ impl Summary {
         }
         for (k, v) in other.left_out_domains {
             *self.left_out_domains.entry(k).or_default() += v;
+        }
+        for r in other.recipients {
+            if self.recipients.len() < crate::ours::MAX_ADDRESSES {
+                self.recipients.insert(r);
+            }
         }
         self.duplicates = self.duplicates.saturating_add(other.duplicates);
     }
@@ -765,6 +774,16 @@ impl Summary {
                 self.duplicates += 1;
             }
             return;
+        }
+        if current {
+            for a in [&r.envelope.recipient, &r.envelope.original_recipient]
+                .into_iter()
+                .flatten()
+            {
+                if self.recipients.len() < crate::ours::MAX_ADDRESSES && a.contains('@') {
+                    self.recipients.insert(a.to_ascii_lowercase());
+                }
+            }
         }
         let judged = self.trust.judge(r);
         if let (Some(why), true) = (&judged.left_out, current) {

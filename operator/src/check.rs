@@ -138,15 +138,22 @@ pub struct Verdict {
 
 impl Verdict {
     /// The plugin output, first line then long text.
+    /// Every text from a report made safe (one finding per line, no escape).
     pub fn output(&self) -> String {
-        let mut s = format!("TLSRPT {} - {}", self.status.label(), self.summary);
+        use crate::render::safe::terminal;
+        // "|" would start the perfdata: not in the text.
+        let mut s = format!(
+            "TLSRPT {} - {}",
+            self.status.label(),
+            terminal(&self.summary).replace('|', "/")
+        );
         if !self.perfdata.is_empty() {
             s.push_str(" | ");
             s.push_str(&self.perfdata.join(" "));
         }
         s.push('\n');
         for (st, f) in &self.findings {
-            s.push_str(&format!("{}: {f}\n", st.label()));
+            s.push_str(&format!("{}: {}\n", st.label(), terminal(f)));
         }
         s
     }
@@ -154,7 +161,10 @@ impl Verdict {
 
 /// A perfdata label: quoted, with `'` and `=` (which would end it) replaced.
 fn perf_label(s: &str) -> String {
-    format!("'{}'", s.replace(['\'', '='], "_"))
+    format!(
+        "'{}'",
+        crate::render::safe::terminal(s).replace(['\'', '=', '|'], "_")
+    )
 }
 
 /// Days of history the check reads besides its window, to judge silence.

@@ -101,7 +101,7 @@ impl Dns {
     /// The system resolver (/etc/resolv.conf), or one name server.
     pub fn new(nameserver: Option<SocketAddr>, timeout: Duration) -> Result<Dns, String> {
         Ok(Dns {
-            resolver: Resolver::new(nameserver, timeout)?,
+            resolver: Resolver::new(nameserver, timeout, false)?,
         })
     }
 
@@ -125,7 +125,10 @@ impl Dns {
                         for part in t.txt_data.iter() {
                             s.push_str(&String::from_utf8_lossy(part));
                         }
-                        s.truncate(MAX_RECORD);
+                        // On a character boundary: a record of 4,095 ASCII bytes and then
+                        // "é"s must not panic (it did).
+                        let cut = crate::render::safe::cut(&s, MAX_RECORD).len();
+                        s.truncate(cut);
                         txts.push((s, t.txt_data.len(), ttl));
                     }
                 }

@@ -140,10 +140,29 @@ pub struct SummaryArgs {
     pub sendmail: String,
 
     /// Check live whether each failure still happens: every failing (result type,
-    /// receiving MX) of the counted reports' domains, probed as check-domain does (only
-    /// MX hosts the domain names now; each host once, in parallel, bounded in time).
+    /// receiving MX) of the counted reports' domains that are ours, probed as
+    /// check-domain does (only MX hosts the domain names now; each host once, in
+    /// parallel, bounded in time). A domain is ours when given with --domain, or when
+    /// its TLSRPT record sends reports here (to an address the reports were delivered
+    /// to, or an --our-rua).
     #[arg(long)]
     pub probe: bool,
+
+    /// A report address of this installation (repeatable; `https://...` for a web
+    /// endpoint, whose reports carry no address of delivery): a domain whose TLSRPT rua
+    /// names it is ours (--probe). The environment variable takes a comma-separated list.
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "TLSRPT_OUR_RUA",
+        value_delimiter = ','
+    )]
+    pub our_rua: Vec<String>,
+
+    /// A file of domains that are ours, one per line (# comments): probed with --probe
+    /// without looking at their TLSRPT record first.
+    #[arg(long, value_name = "FILE")]
+    pub domains_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub probe_args: ProbeArgs,
@@ -304,6 +323,12 @@ pub struct ProbeArgs {
     /// default: a domain's DNS must not make this host connect into its own network).
     #[arg(long)]
     pub allow_private_addresses: bool,
+
+    /// Believe the AD bit (DNSSEC-validated) of a --nameserver that is not on this host
+    /// (a validating resolver reached over a network you trust). Without it only a
+    /// loopback resolver, or "options trust-ad" in /etc/resolv.conf, is believed.
+    #[arg(long)]
+    pub trust_ad: bool,
 
     /// Seconds for each DNS answer, connect and read (the whole check of a domain is
     /// bounded to six times this).

@@ -153,7 +153,7 @@ pub(crate) fn probe_settings(
         .transpose()
         .map_err(|e| fail3(format!("--nameserver {e}")))?;
     let op = std::time::Duration::from_secs(p.timeout);
-    let resolver = crate::probe::dns::Resolver::new(ns, op).map_err(fail3)?;
+    let resolver = crate::probe::dns::Resolver::new(ns, op, p.trust_ad).map_err(fail3)?;
     let mut roots = rustls::RootCertStore::empty();
     let system = std::path::Path::new(crate::webpki::SYSTEM_ROOTS);
     if system.exists() {
@@ -200,6 +200,7 @@ pub(crate) fn probe_settings(
         roots: std::sync::Arc::new(roots),
         ehlo,
         cache: None,
+        nat64: Default::default(),
     })
 }
 
@@ -277,24 +278,6 @@ fn write_stdout(s: &str) -> Result<(), Failure> {
     }
 }
 
-/// RFC 5322 date-time (`Sun, 29 Nov 2026 20:00:00 +0000`).
-fn rfc5322(t: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let iso = window::rfc3339(t); // YYYY-MM-DDTHH:MM:SSZ
-    let month: usize = iso[5..7].parse().unwrap_or(1);
-    let wd = DAYS[t.div_euclid(86_400).rem_euclid(7) as usize];
-    format!(
-        "{wd}, {} {} {} {} +0000",
-        iso[8..10].trim_start_matches('0'),
-        MONTHS[month - 1],
-        &iso[0..4],
-        &iso[11..19]
-    )
-}
-
 fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
     let now = now();
     let w = window_of(&a.select, now)?;
@@ -316,21 +299,37 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
             )
         }
     };
+    let mut ours = crate::ours::Ours::default();
+    for d in &a.select.domain {
+        ours.listed.insert(crate::aggregate::domain_key(Some(d)));
+    }
+    for r in &s.recipients {
+        ours.add_recipient(r);
+    }
+    for u in &a.our_rua {
+        ours.add_uri(u);
+    }
+    if let Some(f) = &a.domains_file {
+        ours.listed.extend(
+            crate::ours::domains_file(f)
+                .map_err(|e| Failure::usage(format!("--domains-file {e}")))?,
+        );
+    }
     let mut doc = summary::document(s, skipped, &sources);
     if doc.domains.is_empty() && doc.unauthenticated.domains.is_empty() && a.db.is_none() {
         doc.empty_window = Some(summary::spool_contents(&a.select.spool, w.until));
     }
     if a.probe {
         let settings = probe_settings(&a.probe_args)?;
-        crate::live::annotate(&mut doc, &settings, now);
+        crate::live::annotate(&mut doc, &settings, now, &ours);
     }
     if !a.mail_to.is_empty() {
-        let boundary = format!("tlsrpt-digest-{}-{now}", std::process::id());
+        let boundary = digest::random_boundary().map_err(Failure::failed)?;
         let msg = digest::message(
             &doc,
             &a.mail_to,
             a.mail_from.as_deref(),
-            &rfc5322(now),
+            &digest::rfc5322(now),
             &boundary,
         )
         .map_err(Failure::usage)?;
@@ -423,7 +422,10 @@ mod tests {
 
     #[test]
     fn mail_dates() {
-        assert_eq!(rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322(1_796_000_000), "Mon, 30 Nov 2026 00:53:20 +0000"); // as GNU date -R says
+        assert_eq!(digest::rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(
+            digest::rfc5322(1_796_000_000),
+            "Mon, 30 Nov 2026 00:53:20 +0000"
+        ); // as GNU date -R says
     }
 }

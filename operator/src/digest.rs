@@ -2,8 +2,11 @@
 //! and the HTML view, from the same document) handed to `sendmail -t -i`.
 //!
 //! Header values are built from the command line and figures only; nothing from a
-//! report reaches a header. The text part is 8bit with lines of at most 100 characters;
-//! the HTML part is base64 (its lines are long).
+//! report reaches a header. The text part is the table view (every report string made
+//! safe for a terminal: no line break, no escape), 8bit, lines of at most 100
+//! characters; the HTML part is escaped, then base64 (its lines are long). The MIME
+//! boundary is 128 random bits from the kernel, and checked absent from both parts, so
+//! a report cannot guess it and add a part of its own.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -48,7 +51,39 @@ fn header_safe(s: &str) -> Result<&str, String> {
     }
 }
 
-/// Builds the message. `now` is RFC 2822's Date value.
+/// A MIME boundary no one can guess: `tlsrpt-` and 32 hex digits from /dev/urandom.
+pub fn random_boundary() -> Result<String, String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(format!(
+        "tlsrpt-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
+}
+
+/// RFC 5322 date-time (`Sun, 29 Nov 2026 20:00:00 +0000`).
+pub fn rfc5322(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let iso = crate::window::rfc3339(t); // YYYY-MM-DDTHH:MM:SSZ
+    let month: usize = iso[5..7].parse().unwrap_or(1);
+    let wd = DAYS[t.div_euclid(86_400).rem_euclid(7) as usize];
+    format!(
+        "{wd}, {} {} {} {} +0000",
+        iso[8..10].trim_start_matches('0'),
+        MONTHS[month - 1],
+        &iso[0..4],
+        &iso[11..19]
+    )
+}
+
+/// Builds the message. `now` is RFC 2822's Date value; `boundary` one of
+/// [`random_boundary`] (refused if either part holds it).
 pub fn message(
     doc: &Doc,
     to: &[String],
@@ -84,11 +119,16 @@ pub fn message(
     m.push_str(&format!(
         "--{boundary}\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
     ));
-    m.push_str(&crate::render::table::render(doc, false));
+    let text = crate::render::table::render(doc, false);
+    let html = base64(crate::render::html::render(doc).as_bytes());
+    if text.contains(boundary) || html.contains(boundary) {
+        return Err("the MIME boundary occurs in the digest: try again".into());
+    }
+    m.push_str(&text);
     m.push_str(&format!(
         "--{boundary}\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
     ));
-    m.push_str(&base64(crate::render::html::render(doc).as_bytes()));
+    m.push_str(&html);
     m.push_str(&format!("--{boundary}--\n"));
     Ok(m)
 }

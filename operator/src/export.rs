@@ -7,7 +7,9 @@
 //! or additional_info_uri). JSONL has one object per failure detail, or per policy
 //! without failures, with the report and policy context repeated, plus the record's
 //! dedup key, receipt time and DKIM verdict. The same window, domain, duplicate and
-//! authentication rules as `summary` apply.
+//! authentication rules as `summary` apply. A CSV cell that a spreadsheet would read as
+//! a formula (it begins with `=`, `+`, `-`, `@`) gets a leading `'`
+//! (render::safe::csv_cell); JSON Lines are as the reports said.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
@@ -16,6 +18,7 @@ use serde_json::json;
 
 use crate::aggregate::{LeftOutStats, dedup_id, shares};
 use crate::record::{FailureDetail, Parsed, PolicyResult};
+use crate::render::safe::csv_cell;
 use crate::trust::{LeftOut, Trust};
 use crate::window::Window;
 
@@ -167,7 +170,8 @@ impl<W: Write> Exporter<W> {
             .chain(policy.iter().copied())
             .chain(["", "", "", "", "", ""])
             .collect();
-        w.write_record(&row).map_err(io::Error::other)?;
+        w.write_record(row.iter().map(|c| csv_cell(c).into_owned()))
+            .map_err(io::Error::other)?;
         self.rows += 1;
         for fd in &pol.failure_details {
             let n = fd.failed_session_count.to_string();
@@ -185,7 +189,8 @@ impl<W: Write> Exporter<W> {
                     s(&fd.failure_reason_code),
                 ])
                 .collect();
-            w.write_record(&row).map_err(io::Error::other)?;
+            w.write_record(row.iter().map(|c| csv_cell(c).into_owned()))
+                .map_err(io::Error::other)?;
             self.rows += 1;
         }
         Ok(())

@@ -6,11 +6,14 @@
 //! stripped on the way, no SNI), or `not-probed` (why not).
 //!
 //! Safety: only the counted reports' domains (authenticated ones unless
-//! `--include-unauthenticated`), only MX hosts the domain's DNS names *now* — a
-//! `receiving-mx-hostname` that is not one is `not-probed` and never connected to — and
-//! each (host, address) once per run however many domains share it. Domains are checked
-//! four at a time; the run as a whole is bounded (`budget`), after which the rest are
-//! `not-probed`.
+//! `--include-unauthenticated`) that are ours (crate::ours: listed with `--domain`, or
+//! their TLSRPT record sends reports here; the rest `not-probed: not one of our
+//! domains`), only MX hosts the domain's DNS names *now* — a `receiving-mx-hostname`
+//! that is not one is `not-probed` and never connected to — and each (host, address)
+//! once per run however many domains share it. Domains are checked four at a time,
+//! listed ones first, then most failing; the run as a whole is bounded (`budget`), after
+//! which the rest are `not-probed`. Nothing is kept after a domain is annotated but its
+//! findings: memory follows the domains, not the probes.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::check_domain::observe::{Settings, observe};
 use crate::check_domain::{DomainReport, Found, judge::judge};
+use crate::ours::Ours;
 use crate::probe::cert::Failure;
 use crate::summary::{Doc, DomainDoc, DomainLiveDoc, LiveDoc, PolicyStringDoc};
 use crate::txt_record::Severity;
@@ -26,17 +30,42 @@ use crate::window::rfc3339;
 /// Domains checked at once (each probes its addresses in parallel too).
 const DOMAINS_AT_ONCE: usize = 4;
 
-/// Checks the failing domains of `doc` live and annotates their advice.
-pub fn annotate(doc: &mut Doc, settings: &Settings, now: i64) {
+/// Checks the failing domains of `doc` that are ours live, and annotates their advice;
+/// the others' entries say why they were not probed (crate::ours).
+pub fn annotate(doc: &mut Doc, settings: &Settings, now: i64, ours: &Ours) {
     let mut s = settings.clone();
     if s.cache.is_none() {
         s.cache = Some(Arc::new(Mutex::new(Default::default())));
     }
-    let targets: Vec<usize> = (0..doc.domains.len())
+    let mut candidates: Vec<usize> = (0..doc.domains.len())
         .filter(|&i| {
             let d = &doc.domains[i];
             d.policy_domain != "(none)" && (!d.advice.is_empty() || !d.sts_policies.is_empty())
         })
+        .collect();
+    // Most failing first (the document's order), the listed ones before all.
+    candidates.sort_by_key(|&i| !ours.listed.contains(&doc.domains[i].policy_domain));
+    // Which are ours: one TXT lookup each (not for the listed ones), in a budget of
+    // their own, so that forged domains cannot spend the probes' time.
+    let names: Vec<String> = candidates
+        .iter()
+        .map(|&i| doc.domains[i].policy_domain.clone())
+        .collect();
+    let dns = crate::check_record::Dns::with(s.resolver.clone());
+    let (ours_names, not_ours) = ours.split(&names, &dns, s.domain_timeout);
+    for (name, why) in &not_ours {
+        if let Some(d) = doc.domains.iter_mut().find(|d| &d.policy_domain == name) {
+            for a in &mut d.advice {
+                a.live = Some(not_probed(why.clone()));
+                for m in &mut a.mx_hosts {
+                    m.live = Some(not_probed(why.clone()));
+                }
+            }
+        }
+    }
+    let targets: Vec<usize> = ours_names
+        .iter()
+        .filter_map(|n| doc.domains.iter().position(|d| &d.policy_domain == n))
         .collect();
     // The whole run: enough for every domain at the pace of the slowest, at most ten
     // domain checks in a row.

@@ -28,6 +28,7 @@ mod export;
 mod live;
 mod load;
 mod metrics;
+mod ours;
 mod probe;
 mod prune;
 mod record;

@@ -38,6 +38,8 @@ pub struct Record<'a> {
     #[serde(borrow, default)]
     pub authentication: Authentication<'a>,
     #[serde(borrow, default)]
+    pub envelope: Envelope<'a>,
+    #[serde(borrow, default)]
     pub headers: Headers<'a>,
     #[serde(borrow, default)]
     pub source: Source<'a>,
@@ -56,6 +58,21 @@ pub struct Authentication<'a> {
     /// only when a report is judged again ([`Record::ar_headers`]).
     #[serde(borrow, default)]
     pub headers: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The envelope the MTA passed: the address a report was delivered to (what makes a
+/// policy domain ours: crate::ours).
+#[derive(Debug, Default, Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(borrow, default, deserialize_with = "lenient_str")]
+    pub recipient: Str<'a>,
+    #[serde(
+        rename = "original-recipient",
+        borrow,
+        default,
+        deserialize_with = "lenient_str"
+    )]
+    pub original_recipient: Str<'a>,
 }
 
 /// The message headers DKIM alignment is judged against.
@@ -311,8 +328,8 @@ pub struct Parsed<'a> {
 /// Parses one line (without its newline).
 pub fn parse(line: &str) -> Result<Parsed<'_>, Unusable> {
     let record: Record = serde_json::from_str(line).map_err(|e| {
-        let mut m = e.to_string();
-        m.truncate(120);
+        let e = e.to_string();
+        let m = crate::render::safe::cut(&e, 120).to_owned();
         Unusable::NotARecord(m)
     })?;
     if record.version > SUPPORTED_VERSION || record.version == 0 {

@@ -98,7 +98,7 @@ fn key_prefix(line: &[u8]) -> Option<u64> {
 
 /// Prints one warning line on stderr.
 pub fn warn(what: &str) {
-    eprintln!("tlsrpt: warning: {what}");
+    eprintln!("tlsrpt: warning: {}", crate::render::safe::terminal(what));
 }
 
 /// Calls `f(line_number, line)` for every complete line of a day file, starting at byte

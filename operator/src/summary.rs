@@ -730,6 +730,7 @@ pub fn collect_db(
             },
         );
     })?;
+    s.recipients = reader.recipients(&queries[0])?.into_iter().collect();
     // The connections fetch; this thread alone builds the figures, so they are held
     // once (and in one allocator arena), whatever the number of connections.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Group>>(2);

@@ -549,24 +549,54 @@ fn refusing_resolver() -> String {
 #[test]
 fn a_failed_lookup_is_never_no_record() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    for ns in [refusing_resolver(), silent.local_addr().unwrap().to_string()] {
-        let o = run(&["check-domain", "--nameserver", &ns, "--timeout", "1", "example.com"]);
+    for ns in [
+        refusing_resolver(),
+        silent.local_addr().unwrap().to_string(),
+    ] {
+        let o = run(&[
+            "check-domain",
+            "--nameserver",
+            &ns,
+            "--timeout",
+            "1",
+            "example.com",
+        ]);
         let text = stdout(&o);
         assert_eq!(o.status.code(), Some(3), "{ns}: {text}");
         assert!(!text.contains("no record"), "{ns}: {text}");
         assert!(!text.contains("sts-none"), "{ns}: {text}");
         assert!(text.contains("TLSRPT   could not check"), "{ns}: {text}");
         assert!(text.contains("MTA-STS  could not check"), "{ns}: {text}");
-        let o = run(&["check-domain", "--nameserver", &ns, "--timeout", "1", "--format", "json", "example.com"]);
+        let o = run(&[
+            "check-domain",
+            "--nameserver",
+            &ns,
+            "--timeout",
+            "1",
+            "--format",
+            "json",
+            "example.com",
+        ]);
         let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
         let d = &doc["domains"][0];
         assert!(d["mta-sts"]["lookup-failed"].is_string(), "{doc:#}");
         assert!(
-            d["findings"].as_array().unwrap().iter().all(|f| f["code"] != "sts-none"),
+            d["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["code"] != "sts-none"),
             "{doc:#}"
         );
         // check-record says the same.
-        let o = run(&["check-record", "--nameserver", &ns, "--timeout", "1", "example.com"]);
+        let o = run(&[
+            "check-record",
+            "--nameserver",
+            &ns,
+            "--timeout",
+            "1",
+            "example.com",
+        ]);
         assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
         assert!(!stdout(&o).contains("no-tlsrpt-record"), "{}", stdout(&o));
     }
@@ -592,11 +622,26 @@ fn offline_texts_judged_by_the_grammar() {
         assert_eq!(doc["checked"][0]["valid"], status < 2, "{record:?}");
     }
     for (policy, status) in [
-        ("version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n", 0),
-        ("version: STSv1\nmode: enforce\nmode: testing\nmx: mail.example.com\nmax_age: 604800\n", 1),
-        ("version: STSv1\n\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n", 2),
-        ("version: STSv1\nmode: enforce\nmx: mail.example.com.\nmax_age: 604800\n", 2),
-        ("version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\nx: a\tb\n", 2),
+        (
+            "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n",
+            0,
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmode: testing\nmx: mail.example.com\nmax_age: 604800\n",
+            1,
+        ),
+        (
+            "version: STSv1\n\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n",
+            2,
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmx: mail.example.com.\nmax_age: 604800\n",
+            2,
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\nx: a\tb\n",
+            2,
+        ),
     ] {
         let f = t.path().join("p.txt");
         std::fs::write(&f, policy).unwrap();
@@ -624,29 +669,69 @@ fn policies_that_break_the_grammar_are_not_applied() {
         let (st, doc) = private(&[&d]);
         assert_eq!(st, 2, "{d}: {doc:#}");
         let host = format!("mta-sts.{d}");
-        assert!(has(&doc, code, "error", &host), "{d}: {code} in {:?}", findings(&doc));
+        assert!(
+            has(&doc, code, "error", &host),
+            "{d}: {code} in {:?}",
+            findings(&doc)
+        );
         assert!(message(&doc, code).contains("opportunistic TLS"), "{d}");
-        assert!(!findings(&doc).iter().any(|f| f.0 == "sts-mx-not-covered"), "{d}");
+        assert!(
+            !findings(&doc).iter().any(|f| f.0 == "sts-mx-not-covered"),
+            "{d}"
+        );
     }
     let (st, doc) = private(&["abnf-lf.plain.test"]);
     assert!(
-        !findings(&doc).iter().any(|f| f.0.starts_with("sts-policy-") && f.1 == "error"),
+        !findings(&doc)
+            .iter()
+            .any(|f| f.0.starts_with("sts-policy-") && f.1 == "error"),
         "{:?}",
         findings(&doc)
     );
     assert!(st <= 1, "{doc:#}");
-    assert_eq!(doc["domains"][0]["mx"][0]["sts-pattern"], "mx.good.plain.test");
+    assert_eq!(
+        doc["domains"][0]["mx"][0]["sts-pattern"],
+        "mx.good.plain.test"
+    );
     let (st, doc) = private(&["abnf-record.plain.test"]);
     assert_eq!(st, 2, "{doc:#}");
-    assert!(has(&doc, "sts-record-extension-name", "error", "_mta-sts.abnf-record.plain.test"), "{:?}", findings(&doc));
+    assert!(
+        has(
+            &doc,
+            "sts-record-extension-name",
+            "error",
+            "_mta-sts.abnf-record.plain.test"
+        ),
+        "{:?}",
+        findings(&doc)
+    );
     // NXDOMAIN: a finding of its own; no "no record", no sts-none.
     let (st, doc) = check(&["no-such-domain.plain.test"], &[]);
     assert_eq!(st, 2, "{doc:#}");
-    assert!(has(&doc, "domain-nxdomain", "error", ""), "{:?}", findings(&doc));
-    assert!(!findings(&doc).iter().any(|f| f.0 == "sts-none"), "{:?}", findings(&doc));
+    assert!(
+        has(&doc, "domain-nxdomain", "error", ""),
+        "{:?}",
+        findings(&doc)
+    );
+    assert!(
+        !findings(&doc).iter().any(|f| f.0 == "sts-none"),
+        "{:?}",
+        findings(&doc)
+    );
     let text = String::from_utf8(
-        bounded(&["check-domain", "--nameserver", "127.0.0.1", "--timeout", "3", "no-such-domain.plain.test"]).0,
+        bounded(&[
+            "check-domain",
+            "--nameserver",
+            "127.0.0.1",
+            "--timeout",
+            "3",
+            "no-such-domain.plain.test",
+        ])
+        .0,
     )
     .unwrap();
-    assert!(text.contains("MTA-STS  none: no-such-domain.plain.test does not exist"), "{text}");
+    assert!(
+        text.contains("MTA-STS  none: no-such-domain.plain.test does not exist"),
+        "{text}"
+    );
 }

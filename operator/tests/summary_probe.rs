@@ -345,6 +345,83 @@ fn only_counted_domains_are_probed() {
     );
 }
 
+/// A report, even with a trusted DKIM pass, does not make its domain ours: a domain
+/// whose TLSRPT record sends its reports elsewhere is never connected to (its MX server
+/// counts the connections it accepts: none); given with --domain, or by --our-rua, it
+/// is; a domain that does not resolve says so, never "not-reproduced".
+#[test]
+#[ignore = "needs the probe world (Postfix, nginx, NSD, unbound)"]
+fn only_our_domains_are_probed() {
+    let w = world();
+    let t = tempfile::tempdir().unwrap();
+    let s = Spool::new(t.path(), "spool");
+    // refused.plain.test's MX is the tests' own counting server (127.0.0.65); its
+    // TLSRPT record sends to tls-reports@refused.plain.test, but this report was
+    // delivered to another address: the domain is not ours.
+    let p = policy(
+        "sts",
+        "refused.plain.test",
+        1,
+        1,
+        vec![detail(
+            "starttls-not-supported",
+            1,
+            "203.0.113.9",
+            "mx.refused.plain.test",
+        )],
+    );
+    let mut r = record("Signed Stranger", "s1", T0, T0 + DAY + 60, true, vec![p]);
+    r["envelope"]["recipient"] = json!("tls-reports@ours.example");
+    s.put(&r);
+    let before = w.accepted[4].load(Ordering::SeqCst);
+    let doc = probe(&s, &[]);
+    let l = &advice(&doc, "refused.plain.test", "starttls-not-supported")["live"];
+    assert_eq!(l["verdict"], "not-probed", "{l}");
+    assert!(
+        l["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("not one of our domains"),
+        "{l}"
+    );
+    assert_eq!(
+        w.accepted[4].load(Ordering::SeqCst),
+        before,
+        "a foreign domain's MX was connected to"
+    );
+    // Ours by the operator's word.
+    let doc = probe(&s, &["--our-rua", "mailto:tls-reports@refused.plain.test"]);
+    assert_ne!(
+        advice(&doc, "refused.plain.test", "starttls-not-supported")["live"]["verdict"],
+        "not-probed"
+    );
+    assert!(w.accepted[4].load(Ordering::SeqCst) > before);
+    // A domain that does not exist (listed, so looked at): "does not resolve".
+    let s2 = Spool::new(t.path(), "spool2");
+    let p = policy(
+        "sts",
+        "no-such-domain.plain.test",
+        1,
+        1,
+        vec![detail("sts-policy-fetch-error", 1, "203.0.113.9", "")],
+    );
+    s2.put(&record(
+        "Google Inc.",
+        "n1",
+        T0,
+        T0 + DAY + 60,
+        true,
+        vec![p],
+    ));
+    let doc = probe(&s2, &["--domain", "no-such-domain.plain.test"]);
+    let l = &advice(&doc, "no-such-domain.plain.test", "sts-policy-fetch-error")["live"];
+    assert_eq!(l["verdict"], "not-probed", "{l}");
+    assert!(
+        l["evidence"].as_str().unwrap().contains("does not resolve"),
+        "{l}"
+    );
+}
+
 /// The digest through the world's real Postfix (sendmail, pickup, local delivery to
 /// /var/mail/digest) carries the live verdicts.
 #[test]

@@ -229,6 +229,15 @@ pub fn judge(r: &mut DomainReport, expiry_days: i64) {
                     "the TLSA lookup of _25._tcp.{host} fails DNSSEC validation ({why}): DANE senders defer all mail to this MX; re-sign the zone, check the DS record at the parent"
                 ),
             );
+        } else if let (true, Some(why)) = (mf.tlsa_count > 0, &f.ad_untrusted) {
+            push(
+                "dnssec-not-validated-here",
+                Severity::Warning,
+                Some(host),
+                format!(
+                    "_25._tcp.{host} has TLSA records, but DANE cannot be judged from here: {why}"
+                ),
+            );
         } else if mf.tlsa_count > 0 && !mf.tlsa_secure {
             push(
                 "tlsa-not-dnssec-signed",

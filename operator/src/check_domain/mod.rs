@@ -131,6 +131,8 @@ pub struct Facts {
     /// A null MX (RFC 7505): the domain accepts no mail.
     pub null_mx: bool,
     pub nxdomain: bool,
+    /// The resolver's AD bit is not believed here (why): nothing is DNSSEC-validated.
+    pub ad_untrusted: Option<String>,
     pub sts_record_findings: Vec<crate::txt_record::Finding>,
     pub sts_policy_findings: Vec<crate::txt_record::Finding>,
     /// Why the policy could not be fetched (sts-policy-fetch-error).

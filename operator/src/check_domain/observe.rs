@@ -35,25 +35,34 @@ pub struct Settings {
     /// Shared by the domains of one run (`summary --probe`): each (MX host, address) is
     /// probed once, however many domains name it; a second asker waits for the first.
     pub cache: Option<std::sync::Arc<Cache>>,
+    /// The network's NAT64 prefixes, discovered once per run (probe::Limits::refused).
+    pub nat64: std::sync::Arc<std::sync::OnceLock<Vec<crate::probe::Nat64>>>,
 }
 
-/// Probe results by (MX host, address).
-pub type Cache = Mutex<
-    std::collections::HashMap<(String, IpAddr), std::sync::Arc<std::sync::OnceLock<Address>>>,
->;
+/// Probe results by (MX host, address): only finished ones (a probe that the domain's
+/// deadline cut short is not kept for the next domain). A second asker waits for the
+/// first one's probe, and probes itself when that one did not finish.
+pub type Cache =
+    Mutex<std::collections::HashMap<(String, IpAddr), std::sync::Arc<Mutex<Option<Address>>>>>;
 
 /// Observes `domain`. `only`: probe just these MX hosts (when they are in the MX set).
 pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainReport {
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let deadline = Instant::now() + s.domain_timeout;
     let limits = Limits {
         op_timeout: s.op_timeout,
-        deadline: Instant::now() + s.domain_timeout,
+        deadline,
         allow_private: s.allow_private,
         roots: s.roots.clone(),
         ehlo: s.ehlo.clone(),
+        nat64: s.nat64.clone(),
+        resolver: s.resolver.until(deadline),
     };
     let now = now();
-    let mut facts = Facts::default();
+    let mut facts = Facts {
+        ad_untrusted: s.resolver.ad_trusted().err(),
+        ..Facts::default()
+    };
     // Every lookup ends by the domain's deadline too.
     let resolver = s.resolver.until(limits.deadline);
     let resolver = &resolver;
@@ -218,8 +227,17 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                                 .entry((host.clone(), ip))
                                 .or_default()
                                 .clone();
-                            cell.get_or_init(|| observe_address(host, ip, &tlsa, &f, &limits, now))
-                                .clone()
+                            let mut slot = cell.lock().expect("no panics while held");
+                            match &*slot {
+                                Some(a) => a.clone(),
+                                None => {
+                                    let a = observe_address(host, ip, &tlsa, &f, &limits, now);
+                                    if !limits.expired() {
+                                        *slot = Some(a.clone());
+                                    }
+                                    a
+                                }
+                            }
                         }
                         None => observe_address(host, ip, &tlsa, &f, &limits, now),
                     };
@@ -356,7 +374,7 @@ fn observe_sts(resolver: &Resolver, domain: &str, limits: &Limits) -> StsSeen {
     }
     let mut fetch_err = None;
     for (ip, _) in addrs.iter().take(MAX_ADDRESSES) {
-        if let (Some(class), false) = (probe::refused(*ip), limits.allow_private) {
+        if let Some(class) = limits.refused(*ip) {
             fetch_err = Some(format!(
                 "{host} resolves to {ip}, a {class} address: not fetched (--allow-private-addresses fetches it); senders on the Internet cannot reach it"
             ));
@@ -441,7 +459,7 @@ fn observe_address(
         ..Address::default()
     };
     let mut facts = AddressFacts::default();
-    if let (Some(class), false) = (probe::refused(ip), limits.allow_private) {
+    if let Some(class) = limits.refused(ip) {
         facts.refused = Some(class);
         a.facts = facts;
         return a;
@@ -501,7 +519,7 @@ fn observe_address(
                 .collect(),
         );
     }
-    a.tlsa = dane::check(tlsa, &chain, host, now);
+    a.tlsa = dane::check(tlsa, &chain, host, now, Some(limits.deadline));
     // The same without SNI: what senders that send none are shown.
     if !limits.expired() {
         match smtp::open(addr, limits)

@@ -101,6 +101,8 @@ CREATE TABLE tlsrpt_fact_pruned (
 pub const SCHEMA_V5: &str = r#"
 ALTER TABLE tlsrpt_report_meta ADD COLUMN transport TEXT;
 ALTER TABLE tlsrpt_report_meta ADD COLUMN trust_needs TEXT;
+ALTER TABLE tlsrpt_report_meta ADD COLUMN recipient TEXT;
+ALTER TABLE tlsrpt_report_meta ADD COLUMN original_recipient TEXT;
 CREATE TABLE tlsrpt_figure (
     report_pk BIGINT NOT NULL REFERENCES smtp_tls_report(id) ON DELETE CASCADE,
     end_at BIGINT NOT NULL,
@@ -290,6 +292,9 @@ pub trait Reader: Send {
     /// Domain figures of reports that ended after `since`, per (counted, domain,
     /// organisation, UTC day of the start): how many, the latest end.
     fn history(&mut self, since: i64, q: &Query, f: &mut dyn FnMut(Total)) -> DbResult<()>;
+    /// The addresses the reports of the window were delivered to (envelope recipients,
+    /// at most crate::ours::MAX_ADDRESSES).
+    fn recipients(&mut self, q: &Query) -> DbResult<Vec<String>>;
 }
 
 /// What `load` and `prune` do to a database.

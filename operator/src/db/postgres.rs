@@ -195,10 +195,20 @@ fn backfill(tx: &mut postgres::Transaction) -> DbResult<()> {
             .iter()
             .map(|(_, f)| f.trust_needs.as_deref())
             .collect();
+        let rcpt: Vec<Option<&str>> = figures
+            .iter()
+            .map(|(_, f)| f.recipient.as_deref())
+            .collect();
+        let orig: Vec<Option<&str>> = figures
+            .iter()
+            .map(|(_, f)| f.original_recipient.as_deref())
+            .collect();
         tx.execute(
-            "UPDATE tlsrpt_report_meta m SET transport = u.t, trust_needs = u.n
-             FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(pk, t, n) WHERE m.report_pk = u.pk",
-            &[&pks, &transports, &needs],
+            "UPDATE tlsrpt_report_meta m SET transport = u.t, trust_needs = u.n, recipient = u.r,
+                    original_recipient = u.o
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(pk, t, n, r, o)
+             WHERE m.report_pk = u.pk",
+            &[&pks, &transports, &needs, &rcpt, &orig],
         )
         .map_err(e)?;
         let refs: Vec<(i64, &FigureRows)> = figures.iter().map(|(pk, f)| (*pk, f)).collect();
@@ -684,7 +694,7 @@ impl Writer for Pg {
             let mut w = BinaryCopyInWriter::new(
                 c.copy_in(
                     "COPY tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
-                     warnings, record, transport, trust_needs) FROM STDIN BINARY",
+                     warnings, record, transport, trust_needs, recipient, original_recipient) FROM STDIN BINARY",
                 )
                 .map_err(e)?,
                 &[
@@ -695,6 +705,8 @@ impl Writer for Pg {
                     Type::TEXT,
                     Type::JSONB,
                     Type::JSONB,
+                    Type::TEXT,
+                    Type::TEXT,
                     Type::TEXT,
                     Type::TEXT,
                 ],
@@ -710,6 +722,8 @@ impl Writer for Pg {
                     &Jsonb(&r.record),
                     &r.figures.transport,
                     &r.figures.trust_needs,
+                    &r.figures.recipient,
+                    &r.figures.original_recipient,
                 ])
                 .map_err(e)?;
             }
@@ -1049,6 +1063,25 @@ impl Reader for Pg {
                 f(t)
             }
         })
+    }
+
+    fn recipients(&mut self, q: &Query) -> DbResult<Vec<String>> {
+        let mut out = Vec::new();
+        let limit = crate::ours::MAX_ADDRESSES as i64;
+        let params: [&(dyn ToSql + Sync); 3] = [&q.since, &q.until, &limit];
+        self.stream(
+            "SELECT DISTINCT lower(a) FROM (
+               SELECT m.recipient AS a FROM tlsrpt_report_meta m JOIN tlsrpt_figure f ON f.report_pk = m.report_pk
+               WHERE f.figure = 'domain' AND f.end_at > $1 AND f.end_at <= $2
+               UNION
+               SELECT m.original_recipient FROM tlsrpt_report_meta m JOIN tlsrpt_figure f ON f.report_pk = m.report_pk
+               WHERE f.figure = 'domain' AND f.end_at > $1 AND f.end_at <= $2) AS t
+             WHERE a LIKE '%@%' LIMIT $3",
+            &params,
+            "",
+            &mut |r| out.push(r.get::<_, String>(0)),
+        )?;
+        Ok(out)
     }
 
     fn history(&mut self, since: i64, q: &Query, f: &mut dyn FnMut(Total)) -> DbResult<()> {

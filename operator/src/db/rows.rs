@@ -61,6 +61,9 @@ pub struct FigureRows {
     pub received_at: Option<i64>,
     /// `mail` or `https`.
     pub transport: &'static str,
+    /// The envelope recipient and original recipient (crate::ours).
+    pub recipient: Option<String>,
+    pub original_recipient: Option<String>,
     pub figures: Vec<DomainFigure>,
 }
 
@@ -84,6 +87,8 @@ impl FigureRows {
                 .and_then(tlsrpt_pipe::datetime::parse)
                 .map(|(t, _)| t.0),
             transport: if r.https() { "https" } else { "mail" },
+            recipient: opt(&r.envelope.recipient),
+            original_recipient: opt(&r.envelope.original_recipient),
             figures: crate::db::figures::of_report(&r.report)
                 .into_iter()
                 .map(|f| DomainFigure {

@@ -137,10 +137,11 @@ fn backfill(c: &Connection) -> DbResult<()> {
         for (pk, record) in &batch {
             if let Some(f) = super::backfill_rows(record) {
                 c.prepare_cached(
-                    "UPDATE tlsrpt_report_meta SET transport = ?2, trust_needs = ?3 WHERE report_pk = ?1",
+                    "UPDATE tlsrpt_report_meta SET transport = ?2, trust_needs = ?3, recipient = ?4,
+                     original_recipient = ?5 WHERE report_pk = ?1",
                 )
                 .map_err(e)?
-                .execute(params![pk, f.transport, f.trust_needs])
+                .execute(params![pk, f.transport, f.trust_needs, f.recipient, f.original_recipient])
                 .map_err(e)?;
                 insert_figures(c, *pk, &f)?;
             }
@@ -568,11 +569,13 @@ impl Sqlite {
         if self.figures {
             c.prepare_cached(
                 "INSERT INTO tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict, warnings,
-                 record, transport, trust_needs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 record, transport, trust_needs, recipient, original_recipient)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(e)?
             .execute(params![id, r.dedup_key, r.received_at.map(|t| t.rfc3339()), r.source_spool, r.dkim_verdict,
-                r.warnings, r.record, r.figures.transport, r.figures.trust_needs])
+                r.warnings, r.record, r.figures.transport, r.figures.trust_needs, r.figures.recipient,
+                r.figures.original_recipient])
             .map_err(e)?;
             insert_figures(c, id, &r.figures)?;
         } else {
@@ -739,6 +742,10 @@ impl Reader for Sqlite {
         Ok(())
     }
 
+    fn recipients(&mut self, q: &Query) -> DbResult<Vec<String>> {
+        self.recipients_of(q)
+    }
+
     fn history(&mut self, since: i64, q: &Query, f: &mut dyn FnMut(Total)) -> DbResult<()> {
         let covered = serde_json::to_string(&q.covered).expect("strings");
         let sql = format!(
@@ -756,6 +763,30 @@ impl Reader for Sqlite {
             }
         }
         Ok(())
+    }
+}
+
+impl Sqlite {
+    fn recipients_of(&mut self, q: &Query) -> DbResult<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT lower(a) FROM (
+                   SELECT m.recipient AS a FROM tlsrpt_report_meta m JOIN tlsrpt_figure f ON f.report_pk = m.report_pk
+                   WHERE f.figure = 'domain' AND f.end_at > ?1 AND f.end_at <= ?2
+                   UNION
+                   SELECT m.original_recipient FROM tlsrpt_report_meta m JOIN tlsrpt_figure f ON f.report_pk = m.report_pk
+                   WHERE f.figure = 'domain' AND f.end_at > ?1 AND f.end_at <= ?2)
+                 WHERE a LIKE '%@%' LIMIT ?3",
+            )
+            .map_err(e)?;
+        let rows = st
+            .query_map(
+                params![q.since, q.until, crate::ours::MAX_ADDRESSES as i64],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
     }
 }
 

@@ -2,7 +2,11 @@
 //! validating resolver in use vouched for it (the AD bit, RFC 4035 §3.2.3).
 //!
 //! Postfix and Exim do not validate DNSSEC themselves: they trust the AD bit of a local
-//! validating resolver. So does this client. Queries carry AD=1 and the EDNS DO bit (RFC
+//! validating resolver. So does this client, and only that: the AD bit counts when every
+//! server asked is on a loopback address, or `/etc/resolv.conf` says `options trust-ad`
+//! (glibc's rule), or the operator says so (`--trust-ad`, for a validating resolver
+//! reached over a network they trust). Otherwise an answer is never "validated" — an
+//! attacker on the path could set the bit — and [`Resolver::ad_trusted`] says why. Queries carry AD=1 and the EDNS DO bit (RFC
 //! 6840 §5.7: a validating resolver then reports AD), over UDP and, when the answer is
 //! truncated, TCP, with std sockets and a deadline per query: no runtime, no cache.
 //! A SERVFAIL is asked again with CD=1 (checking disabled): an answer then means the data
@@ -46,6 +50,8 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub struct Resolver {
     servers: Vec<SocketAddr>,
+    /// The AD bit of these servers' answers is believed (see the module docs).
+    trust_ad: bool,
     timeout: Duration,
     /// When set, no attempt outlives it (the whole check of a domain is bounded).
     deadline: Option<Instant>,
@@ -54,10 +60,21 @@ pub struct Resolver {
 impl Resolver {
     /// `nameserver`: ask only this server; otherwise the system's (at most three, in
     /// order). `timeout`: per query attempt.
-    pub fn new(nameserver: Option<SocketAddr>, timeout: Duration) -> Result<Resolver, String> {
+    pub fn new(
+        nameserver: Option<SocketAddr>,
+        timeout: Duration,
+        trust_ad: bool,
+    ) -> Result<Resolver, String> {
+        let mut conf_trusts = false;
         let servers = match nameserver {
             Some(a) => vec![a],
             None => {
+                conf_trusts = std::fs::read_to_string("/etc/resolv.conf").is_ok_and(|t| {
+                    t.lines().any(|l| {
+                        let mut w = l.split_whitespace();
+                        w.next() == Some("options") && w.any(|o| o == "trust-ad")
+                    })
+                });
                 let (conf, _) = hickory_resolver::system_conf::read_system_conf()
                     .map_err(|e| format!("system resolver configuration: {e}"))?;
                 let mut v: Vec<SocketAddr> = Vec::new();
@@ -75,11 +92,29 @@ impl Resolver {
                 v
             }
         };
+        let loopback = servers.iter().all(|a| a.ip().is_loopback());
         Ok(Resolver {
+            trust_ad: trust_ad || conf_trusts || loopback,
             servers,
             timeout,
             deadline: None,
         })
+    }
+
+    /// Whether the AD bit of the answers is believed, and if not, why not.
+    pub fn ad_trusted(&self) -> Result<(), String> {
+        if self.trust_ad {
+            Ok(())
+        } else {
+            Err(format!(
+                "the resolver ({}) is not on this host and /etc/resolv.conf has no \"options trust-ad\": its AD bit is not believed (as Postfix and Exim do not), so nothing counts as DNSSEC-validated here; use a local validating resolver, --nameserver 127.0.0.1, or --trust-ad",
+                self.servers
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
     }
 
     /// This resolver, with every query ending by `deadline` at the latest.
@@ -118,7 +153,7 @@ impl Resolver {
             };
             return match resp.metadata.response_code {
                 ResponseCode::NoError => {
-                    let secure = resp.metadata.authentic_data;
+                    let secure = resp.metadata.authentic_data && self.trust_ad;
                     let mut records = Vec::new();
                     let mut chain = Vec::new();
                     let mut ttl = u32::MAX;
@@ -146,7 +181,7 @@ impl Resolver {
                     }
                 }
                 ResponseCode::NXDomain => Lookup::NxDomain {
-                    secure: resp.metadata.authentic_data,
+                    secure: resp.metadata.authentic_data && self.trust_ad,
                 },
                 ResponseCode::ServFail => {
                     // Validation failure, or a broken zone? Ask again without validation.

@@ -41,9 +41,46 @@ pub struct Limits {
     pub roots: Arc<RootCertStore>,
     /// The name we give in EHLO.
     pub ehlo: String,
+    /// The network's own NAT64 prefixes, discovered once per run when an IPv6 address
+    /// is about to be probed ([`Limits::refused`]).
+    pub nat64: Arc<std::sync::OnceLock<Vec<Nat64>>>,
+    /// The resolver that discovers them.
+    pub resolver: dns::Resolver,
 }
 
 impl Limits {
+    /// Why `ip` is not probed (None: it may be): the address classes of [`refused`],
+    /// and for an IPv6 address the IPv4 address a NAT64 prefix of this network puts in
+    /// it (RFC 7050 discovery through `ipv4only.arpa`, once per run).
+    pub fn refused(&self, ip: IpAddr) -> Option<&'static str> {
+        if self.allow_private {
+            return None;
+        }
+        if let Some(c) = refused(ip) {
+            return Some(c);
+        }
+        if ip.is_ipv6() {
+            let prefixes = self.nat64.get_or_init(|| {
+                let answers: Vec<Ipv6Addr> = match self.resolver.lookup(
+                    "ipv4only.arpa",
+                    hickory_resolver::proto::rr::RecordType::AAAA,
+                ) {
+                    dns::Lookup::Found { records, .. } => records
+                        .iter()
+                        .filter_map(|r| match r {
+                            hickory_resolver::proto::rr::RData::AAAA(a) => Some(a.0),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                nat64_from_discovery(&answers)
+            });
+            return refused_with(ip, prefixes);
+        }
+        None
+    }
+
     /// The time left for one operation: the smaller of the per-operation timeout and what
     /// remains of the whole check (never zero, so that a socket call fails by timeout).
     pub fn op(&self) -> Duration {
@@ -59,13 +96,74 @@ impl Limits {
     }
 }
 
+/// A NAT64 prefix (RFC 6052): IPv6 addresses in it carry an IPv4 address, judged by
+/// that one. The well-known 64:ff9b::/96 is always known; a network's own is discovered
+/// (RFC 7050: the AAAA records of `ipv4only.arpa`, [`nat64_from_discovery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nat64 {
+    pub prefix: Ipv6Addr,
+    /// 32, 40, 48, 56, 64 or 96.
+    pub len: u8,
+}
+
+impl Nat64 {
+    /// The IPv4 address inside `a`, when `a` is in this prefix (RFC 6052 §2.2: the
+    /// octets after the prefix, skipping bits 64 to 71).
+    pub fn embedded(&self, a: Ipv6Addr) -> Option<Ipv4Addr> {
+        let (b, p) = (a.octets(), self.prefix.octets());
+        let n = usize::from(self.len / 8);
+        if b[..n] != p[..n] {
+            return None;
+        }
+        let v4: Vec<u8> = (n..16).filter(|&i| i != 8).take(4).map(|i| b[i]).collect();
+        (v4.len() == 4).then(|| Ipv4Addr::new(v4[0], v4[1], v4[2], v4[3]))
+    }
+}
+
+/// The NAT64 prefixes that synthesised these AAAA answers for `ipv4only.arpa` (RFC 7050
+/// §3: they hold 192.0.0.170 or 192.0.0.171 at a prefix length of RFC 6052).
+pub fn nat64_from_discovery(answers: &[Ipv6Addr]) -> Vec<Nat64> {
+    let mut out = Vec::new();
+    for a in answers {
+        for len in [96u8, 64, 56, 48, 40, 32] {
+            let mut p = a.octets();
+            for x in p.iter_mut().skip(usize::from(len / 8)) {
+                *x = 0;
+            }
+            let n = Nat64 {
+                prefix: Ipv6Addr::from(p),
+                len,
+            };
+            if matches!(n.embedded(*a), Some(v) if v == Ipv4Addr::new(192, 0, 0, 170) || v == Ipv4Addr::new(192, 0, 0, 171))
+                && !out.contains(&n)
+            {
+                out.push(n);
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Why an address is not probed, or None when it is a public unicast address.
 pub fn refused(ip: IpAddr) -> Option<&'static str> {
+    refused_with(ip, &[])
+}
+
+/// [`refused`], with the network's own NAT64 prefixes besides the well-known one.
+pub fn refused_with(ip: IpAddr, nat64: &[Nat64]) -> Option<&'static str> {
     match ip {
         IpAddr::V4(a) => refused_v4(a),
         IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
-                return refused_v4(v4);
+            // An AAAA record holding an IPv4-mapped address (::ffff:a.b.c.d) is no
+            // address to connect to over IPv6.
+            if a.to_ipv4_mapped().is_some() {
+                return Some("IPv4-mapped (::ffff:0:0/96)");
+            }
+            for n in nat64 {
+                if let Some(v4) = n.embedded(a) {
+                    return refused_v4(v4).or(None);
+                }
             }
             let s = a.segments();
             // IPv4 addresses inside IPv6 ones: NAT64 (64:ff9b::/96), 6to4 (2002::/16), the
@@ -85,6 +183,16 @@ pub fn refused(ip: IpAddr) -> Option<&'static str> {
             }
             if a.is_loopback() {
                 Some("loopback")
+            } else if s[..3] == [0x64, 0xff9b, 1] {
+                Some("local-use NAT64 (64:ff9b:1::/48)")
+            } else if s[0] & 0xffc0 == 0xfec0 {
+                Some("site-local (fec0::/10)")
+            } else if s[0] == 0x2001 && s[1] & 0xfff0 == 0x0010 {
+                Some("ORCHID (2001:10::/28)")
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                Some("Teredo (2001::/32)")
+            } else if s[0] == 0x2001 && s[1] == 2 && s[2] == 0 {
+                Some("benchmarking (2001:2::/48)")
             } else if a.is_unspecified() {
                 Some("unspecified")
             } else if a.is_multicast() {
@@ -128,6 +236,8 @@ fn refused_v4(a: Ipv4Addr) -> Option<&'static str> {
         Some("IETF protocol assignments (192.0.0.0/24)")
     } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
         Some("benchmarking (198.18.0.0/15)")
+    } else if o[0] == 192 && o[1] == 88 && o[2] == 99 {
+        Some("6to4 relay anycast (192.88.99.0/24)")
     } else {
         None
     }
@@ -164,8 +274,23 @@ mod tests {
             ("224.0.0.1", Some("multicast")),
             ("255.255.255.255", Some("reserved (240.0.0.0/4)")),
             ("::1", Some("loopback")),
-            ("::ffff:127.0.0.1", Some("loopback")),
-            ("::ffff:10.0.0.1", Some("private (RFC 1918)")),
+            ("::ffff:127.0.0.1", Some("IPv4-mapped (::ffff:0:0/96)")),
+            ("::ffff:10.0.0.1", Some("IPv4-mapped (::ffff:0:0/96)")),
+            ("::ffff:8.8.8.8", Some("IPv4-mapped (::ffff:0:0/96)")),
+            (
+                "64:ff9b:1::10.0.0.1",
+                Some("local-use NAT64 (64:ff9b:1::/48)"),
+            ),
+            (
+                "64:ff9b:1::8.8.8.8",
+                Some("local-use NAT64 (64:ff9b:1::/48)"),
+            ),
+            ("fec0::1", Some("site-local (fec0::/10)")),
+            ("2001:10::1", Some("ORCHID (2001:10::/28)")),
+            ("2001:1f::1", Some("ORCHID (2001:10::/28)")),
+            ("2001:0:4136:e378::1", Some("Teredo (2001::/32)")),
+            ("2001:2::1", Some("benchmarking (2001:2::/48)")),
+            ("192.88.99.1", Some("6to4 relay anycast (192.88.99.0/24)")),
             ("fd00::1", Some("unique-local (fc00::/7)")),
             ("fe80::1", Some("link-local (fe80::/10)")),
             ("ff02::1", Some("multicast")),
@@ -185,6 +310,36 @@ mod tests {
         ] {
             assert_eq!(refused(a.parse().unwrap()), refused_as, "{a}");
         }
+    }
+
+    #[test]
+    fn nat64_prefixes_are_discovered_and_judged_by_their_ipv4() {
+        // RFC 7050: ipv4only.arpa's AAAA under a /96 and a /64 network-specific prefix.
+        let p96: Ipv6Addr = "2001:db8:64::c000:aa".parse().unwrap();
+        let p64: Ipv6Addr = "2001:db8:1:2:c0:0:aa00:0".parse().unwrap();
+        let found = nat64_from_discovery(&[p96, p64]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].len, found[1].len), (96, 64));
+        let inside: Ipv6Addr = "2001:db8:64::a00:1".parse().unwrap(); // 10.0.0.1
+        assert_eq!(
+            refused_with(inside.into(), &found),
+            Some("private (RFC 1918)")
+        );
+        let public: Ipv6Addr = "2001:db8:64::808:808".parse().unwrap(); // 8.8.8.8
+        assert_eq!(refused_with(public.into(), &found), None);
+        // /64: bits 64-71 (the u octet) are skipped.
+        let inside64: Ipv6Addr = "2001:db8:1:2:7f:0:100:0".parse().unwrap(); // 127.0.0.1
+        assert_eq!(
+            found[1].embedded(inside64),
+            Some(Ipv4Addr::new(127, 0, 0, 1))
+        );
+        assert_eq!(refused_with(inside64.into(), &found), Some("loopback"));
+        // Without the discovery, the documentation prefix is refused as such.
+        assert_eq!(
+            refused(inside.into()),
+            Some("documentation (2001:db8::/32)")
+        );
+        assert!(nat64_from_discovery(&["2a00::1".parse().unwrap()]).is_empty());
     }
 
     #[test]

@@ -280,6 +280,13 @@ mod tests {
             allow_private: true,
             roots: Arc::new(rustls::RootCertStore::empty()),
             ehlo: "probe.example".into(),
+            nat64: Default::default(),
+            resolver: crate::probe::dns::Resolver::new(
+                Some("127.0.0.1:9".parse().unwrap()),
+                op,
+                false,
+            )
+            .unwrap(),
         }
     }
 

@@ -4,7 +4,8 @@
 //! --include-unauthenticated, `false` too for a domain whose figures count any report
 //! without a trusted DKIM pass). The why of each result
 //! type (receiving MX hosts, failure-reason-codes, organisations) is in `;`-separated
-//! cells, and with `--probe` the live verdict and its evidence.
+//! cells, and with `--probe` the live verdict and its evidence. A cell that begins with
+//! `=`, `+`, `-` or `@` gets a leading `'`, so that no spreadsheet runs it as a formula.
 
 use crate::summary::{Doc, DomainDoc};
 
@@ -26,6 +27,18 @@ pub const HEADER: [&str; 15] = [
     "live_evidence",
 ];
 
+/// Writes one row, every cell safe from spreadsheet formulas (render::safe::csv_cell).
+fn write<'a>(
+    w: &mut csv::Writer<Vec<u8>>,
+    cells: impl IntoIterator<Item = &'a str>,
+) -> csv::Result<()> {
+    w.write_record(
+        cells
+            .into_iter()
+            .map(|c| super::safe::csv_cell(c).into_owned()),
+    )
+}
+
 fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv::Result<()> {
     let s = &d.sessions;
     let common = [
@@ -43,7 +56,8 @@ fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv
         "false"
     };
     if d.advice.is_empty() {
-        w.write_record(
+        write(
+            w,
             [d.policy_domain.as_str(), auth, "", "0", "0"]
                 .into_iter()
                 .chain(common.iter().map(String::as_str))
@@ -71,7 +85,8 @@ fn rows(w: &mut csv::Writer<Vec<u8>>, d: &DomainDoc, authenticated: bool) -> csv
             reasons.join("; "),
             r.organizations.join("; "),
         ];
-        w.write_record(
+        write(
+            w,
             [
                 d.policy_domain.as_str(),
                 auth,

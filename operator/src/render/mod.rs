@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod html;
+pub mod safe;
 pub mod table;
 
 use std::io::Write;

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::safe::terminal;
 use crate::summary::{Doc, DomainDoc, SessionsDoc};
 
 pub const WIDTH: usize = 100;
@@ -50,15 +51,22 @@ fn signed(n: i64) -> String {
     }
 }
 
-/// Cuts `s` to `n` characters, marking the cut with `~`.
+/// Cuts `s` to `n` characters, marking the cut with `~`; made safe for a terminal
+/// (everything shown passes through here or through [`t`]).
 fn fit(s: &str, n: usize) -> String {
+    let s = terminal(s);
     if s.chars().count() <= n {
-        s.to_owned()
+        s.into_owned()
     } else {
         let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
         t.push('~');
         t
     }
+}
+
+/// Text from a report or a server, safe for a terminal.
+fn t(s: &str) -> String {
+    terminal(s).into_owned()
 }
 
 /// Word-wraps `text` to the width, every line after the first indented by `indent`.
@@ -135,7 +143,7 @@ fn kv_list(map: impl Iterator<Item = (String, u64)>, limit: usize) -> String {
     let mut s: Vec<String> = v
         .into_iter()
         .take(limit)
-        .map(|(k, n)| format!("{k} {}", thousands(n)))
+        .map(|(k, n)| format!("{} {}", t(&k), thousands(n)))
         .collect();
     if more > 0 {
         s.push(format!("(+{more} more)"));
@@ -158,7 +166,7 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
     let _ = writeln!(out);
     let head = format!(
         "{}: {} failed of {} ({}) in {} from {}",
-        d.policy_domain,
+        t(&d.policy_domain),
         thousands(s.failed),
         count(s.successful + s.failed, "session", "sessions"),
         percent(s.failure_rate),
@@ -191,9 +199,10 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
     let types: Vec<String> = d
         .policy_types
         .iter()
-        .map(|(t, ts)| {
+        .map(|(ty, ts)| {
             format!(
-                "{t} {} ok / {} failed",
+                "{} {} ok / {} failed",
+                t(ty),
                 thousands(ts.sessions.successful),
                 thousands(ts.sessions.failed)
             )
@@ -205,7 +214,8 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
         .iter()
         .map(|(o, s)| {
             format!(
-                "{o} ({}, {} failed)",
+                "{} ({}, {} failed)",
+                t(o),
                 count(s.reports, "report", "reports"),
                 thousands(s.failed)
             )
@@ -217,7 +227,7 @@ fn detail(out: &mut String, d: &DomainDoc, paint: &Paint) {
         for r in &d.advice {
             let line = format!(
                 "    {:<26} {:>10} in {}, {} .. {}",
-                r.result_type,
+                fit(&r.result_type, 60),
                 count(r.failed, "session", "sessions"),
                 count(r.reports, "report", "reports"),
                 &r.first_seen[..10.min(r.first_seen.len())],
@@ -277,16 +287,21 @@ fn why(out: &mut String, r: &crate::summary::ResultDoc) {
         .reasons
         .iter()
         .filter(|x| x.code != "(none)" || r.reasons.len() > 1)
-        .map(|x| format!("{} ({})", x.code, thousands(x.failed)))
+        .map(|x| format!("{} ({})", t(&x.code), thousands(x.failed)))
         .collect();
     if !reasons.is_empty() {
         wrap(out, "      reasons:", 13, &reasons.join("; "));
     }
     if !r.organizations.is_empty() {
-        wrap(out, "      reported by:", 13, &r.organizations.join(", "));
+        wrap(
+            out,
+            "      reported by:",
+            13,
+            &t(&r.organizations.join(", ")),
+        );
     }
     for u in r.additional_information.iter().take(3) {
-        wrap(out, "      details:", 13, u);
+        wrap(out, "      details:", 13, &t(u));
     }
     for m in &r.mx_hosts {
         if let Some(l) = &m.live {
@@ -297,9 +312,9 @@ fn why(out: &mut String, r: &crate::summary::ResultDoc) {
                 .unwrap_or_default();
             wrap(
                 out,
-                &format!("      now at {}:", m.host),
+                &format!("      now at {}:", fit(&m.host, 80)),
                 13,
-                &format!("{}: {}{when}", l.verdict, l.evidence),
+                &format!("{}: {}{when}", l.verdict, t(&l.evidence)),
             );
         }
     }
@@ -310,7 +325,7 @@ fn why(out: &mut String, r: &crate::summary::ResultDoc) {
             out,
             "      now:",
             13,
-            &format!("{}: {}", l.verdict, l.evidence),
+            &format!("{}: {}", l.verdict, t(&l.evidence)),
         );
     }
 }
@@ -327,7 +342,7 @@ pub fn render(doc: &Doc, colour: bool) -> String {
             doc.window.since, doc.window.until
         ))
     );
-    wrap(&mut out, "spools:", 2, &doc.spools.join(", "));
+    wrap(&mut out, "spools:", 2, &t(&doc.spools.join(", ")));
     out.push('\n');
     if doc.domains.is_empty() {
         let _ = writeln!(out, "No authenticated reports in this window.");
@@ -352,7 +367,7 @@ pub fn render(doc: &Doc, colour: bool) -> String {
                         &mut out,
                         &format!("    {} {}:", f.severity.label(), f.code),
                         6,
-                        &f.message,
+                        &t(&f.message),
                     );
                 }
             }
@@ -378,7 +393,7 @@ pub fn render(doc: &Doc, colour: bool) -> String {
         for d in &u.domains {
             wrap(
                 &mut out,
-                &format!("  {}:", d.policy_domain),
+                &format!("  {}:", fit(&d.policy_domain, 80)),
                 4,
                 &sessions_line(&d.sessions),
             );

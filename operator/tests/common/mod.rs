@@ -112,11 +112,20 @@ pub fn record(
 ) -> Value {
     // The delivery's key is SHA-256(org, id); any stable 64-hex string serves here.
     let key = format!("{:032x}{:032x}", fnv(&format!("{org}\0{id}")), fnv(id));
+    // Delivered to the report address of its first policy domain, as a domain's own
+    // TLSRPT record (tests/world/up.sh: rua=mailto:tls-reports@DOMAIN) would send it.
+    let envelope = match policies
+        .first()
+        .and_then(|p| p["policy"]["policy-domain"].as_str())
+    {
+        Some(d) => json!({"recipient": format!("tls-reports@{d}")}),
+        None => json!({}),
+    };
     json!({
         "version": 1,
         "received-at": iso(received),
         "dedup-key": key,
-        "envelope": {},
+        "envelope": envelope,
         "headers": {},
         "authentication": {"verdict": if pass { "pass" } else { "unauthenticated" }, "dkim": []},
         "source": {},
