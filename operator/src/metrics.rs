@@ -261,7 +261,7 @@ pub fn label(v: &str) -> String {
             '\\' => s.push_str("\\\\"),
             '"' => s.push_str("\\\""),
             '\n' => s.push_str("\\n"),
-            c if c.is_control() => s.push(' '),
+            c if crate::render::safe::unsafe_char(c) => s.push(' '),
             c => s.push(c),
         }
     }

@@ -735,3 +735,63 @@ fn policies_that_break_the_grammar_are_not_applied() {
         "{text}"
     );
 }
+
+/// Peak RSS (KiB) and output of a `tlsrpt` run, measured by GNU time.
+fn measured(args: &[&str]) -> (u64, std::process::Output) {
+    let t = tempfile::NamedTempFile::new().unwrap();
+    let o = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(t.path())
+        .arg(BIN)
+        .args(args)
+        .output()
+        .unwrap();
+    let kib = std::fs::read_to_string(t.path())
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (kib, o)
+}
+
+/// Hostile DNS answers and servers: a TXT record of 4,095 "a"s and then "é"s (it made
+/// check-record panic), 1,000 TLSA records at one MX, a policy whose values carry
+/// terminal escapes. No panic, nothing unsafe shown, the work bounded: 32 TLSA records
+/// looked at and the rest named, and the memory measured.
+#[test]
+#[ignore = "needs the probe world (Postfix, nginx, NSD, unbound)"]
+fn hostile_dns_and_policies_are_bounded_and_shown_safe() {
+    let w = world();
+    require_tool(&["/usr/bin/time"], "time");
+    let common = ["--nameserver", "127.0.0.1", "--timeout", "3"];
+    let no_controls = |what: &str, text: &str| {
+        for l in text.lines() {
+            assert!(!l.chars().any(|c| c.is_control()), "{what}: {l:?}");
+        }
+    };
+    for args in [
+        vec!["check-record", "longtxt.plain.test"],
+        vec!["check-domain", "--allow-private-addresses", "longtxt.plain.test"],
+        vec!["check-domain", "--allow-private-addresses", "--ca-file", w.ca.to_str().unwrap(), "escapes.plain.test"],
+    ] {
+        let mut a = args.clone();
+        a.extend(common);
+        let o = run(&a);
+        assert!(matches!(o.status.code(), Some(0..=3)), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("internal error"), "{args:?}: {}", stderr(&o));
+        no_controls(&format!("{args:?}"), &stdout(&o));
+    }
+    let mut a = vec!["check-domain", "--allow-private-addresses", "--format", "json", "flood.plain.test"];
+    a.extend(common);
+    let (kib, o) = measured(&a);
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tlsa = doc["domains"][0]["mx"][0]["addresses"][0]["tlsa"].as_array().unwrap().clone();
+    assert_eq!(tlsa.len(), 33, "{tlsa:?}");
+    assert!(tlsa[32]["record"].as_str().unwrap().starts_with("968 more TLSA records not looked at"));
+    println!("check-domain with 1,000 TLSA records: peak RSS {kib} KiB, {} bytes of JSON", o.stdout.len());
+    assert!(kib > 0 && kib < 64 * 1024, "peak RSS {kib} KiB");
+    assert!(o.stdout.len() < 64 * 1024, "JSON of {} bytes", o.stdout.len());
+}

@@ -37,6 +37,10 @@
 #                 value, an mx with a trailing dot, "Enforce", a space before ":")
 #   abnf-lf       the same, valid: LF line ends, a UTF-8 extension value
 #   abnf-record   MX good, an _mta-sts record that breaks §3.1 (an extension "-x")
+#   longtxt       MX good; its _smtp._tls and _mta-sts TXT records are 4,095 "a"s and then
+#                 "é"s (17 strings), to cut on a character boundary
+#   flood         MX mx.flood (127.0.0.11), 1,000 TLSA 2 0 1 records
+#   escapes       MX good, MTA-STS enforce; the policy's values carry terminal escapes
 #   bench         3 MX hosts with an IPv4 and an IPv6 address each (127.0.0.41-43, fd00::41-43),
 #                 MTA-STS enforce (mx: *.bench.plain.test): the benchmark's domain
 set -euo pipefail
@@ -106,7 +110,7 @@ cert() {
     cat "$name.pem" > "$name.chain.pem"
 }
 cert good mx.good.plain.test "DNS:mx.good.plain.test,DNS:mx.uncovered-b.plain.test,DNS:mx.tlsaplain.plain.test"
-cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test,DNS:mta-sts.bench.plain.test$(for c in $ABNF record; do printf ',DNS:mta-sts.abnf-%s.plain.test' "$c"; done)"
+cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test,DNS:mta-sts.bench.plain.test,DNS:mta-sts.escapes.plain.test$(for c in $ABNF record; do printf ',DNS:mta-sts.abnf-%s.plain.test' "$c"; done)"
 cert expired mx.expired.plain.test "DNS:mx.expired.plain.test" server 20250101000000Z 20251201000000Z
 cert wrongname other.plain.test "DNS:other.plain.test"
 cert soon mx.soon.plain.test "DNS:mx.soon.plain.test" server "$(date -u -d '-30 days' +%Y%m%d%H%M%SZ)" "$(date -u -d '+5 days' +%Y%m%d%H%M%SZ)"
@@ -158,6 +162,16 @@ sts() { printf '_mta-sts.%s TXT "v=STSv1; id=2026120601"\nmta-sts.%s A 127.0.0.3
     echo "_25._tcp.mx.tlsaplain TLSA 3 1 1 $(spki good.pem)"
     for c in good expired-sts selfsigned notls eku old uncovered redirect wrongtype badpolicy untrusted tworecords bench; do sts "$c"; done
     for c in $ABNF; do sts "abnf-$c"; echo "abnf-$c MX 10 mx.good"; tlsrpt "abnf-$c" plain.test; done
+    # Hostile DNS: a long multi-byte TXT record, a TLSA flood.
+    long=$(printf '"%s" ' $(for _ in $(seq 16); do printf 'a%.0s' $(seq 255); echo; done) "$(printf 'a%.0s' $(seq 15))$(for _ in $(seq 60); do printf '\\195\\169'; done)")
+    echo "_smtp._tls.longtxt TXT $long"
+    echo "_mta-sts.longtxt TXT $long"
+    echo 'longtxt MX 10 mx.good'
+    echo 'flood MX 10 mx.flood'
+    echo 'mx.flood A 127.0.0.11'
+    for n in $(seq 1000); do printf '_25._tcp.mx.flood TLSA 2 0 1 %064x\n' "$n"; done
+    sts escapes
+    echo 'escapes MX 10 mx.good'
     echo '_mta-sts.abnf-record TXT "v=STSv1; id=1; -x=1"'
     echo 'mta-sts.abnf-record A 127.0.0.30'
     echo 'abnf-record MX 10 mx.good'
@@ -327,6 +341,7 @@ printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.old.plain.test\r\nmax_age: 604
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/good/uncovered.txt
 printf 'version: STSv2\r\nmode: strict\r\nmax_age: forever\r\n' > www/bad/badpolicy.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: *.bench.plain.test\r\nmax_age: 604800\r\n' > www/good/bench.txt
+printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmx: \033]0;pwned\007.example\r\nmax_age: 604800\r\nnote: \033[31mred\033[0m \342\200\256gnp.exe\r\n' > www/good/escapes.txt
 mkdir -p www/abnf
 printf 'version: STSv1\r\n\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/abnf/blank.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\nnote: a\tb\r\n' > www/abnf/tab.txt
@@ -370,6 +385,7 @@ nginx_site mta-sts.untrusted.plain.test sts-untrusted "alias $D/www/good/enforce
 nginx_site mta-sts.bench.plain.test sts "alias $D/www/good/bench.txt;"
 for c in $ABNF; do nginx_site "mta-sts.abnf-$c.plain.test" sts "alias $D/www/abnf/$c.txt;"; done
 nginx_site mta-sts.abnf-record.plain.test sts "alias $D/www/good/enforce.txt;"
+nginx_site mta-sts.escapes.plain.test sts "alias $D/www/good/escapes.txt;"
 echo '}' >> nginx.conf
 nginx -t -c "$D/nginx.conf"
 nginx -c "$D/nginx.conf" </dev/null >/dev/null

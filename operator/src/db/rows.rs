@@ -119,6 +119,12 @@ fn clean_figure(f: Figure) -> Figure {
             *s = clean(s);
         }
     }
+    // The sts policy-string is JSON text: its NUL is the escape \u0000.
+    if let Some(p) = row.sts_policy.as_mut()
+        && p.contains("\\u0000")
+    {
+        *p = p.replace("\\u0000", "\\ufffd");
+    }
     Figure::from_row(row).expect("a figure's own row")
 }
 

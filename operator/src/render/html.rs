@@ -24,7 +24,9 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' => out.push('\u{FFFD}'),
+            // Control characters and bidirectional overrides (which would reorder what
+            // the reader sees): render::safe's set.
+            c if c != '\n' && super::safe::unsafe_char(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }

@@ -15,8 +15,8 @@
 
 use std::borrow::Cow;
 
-/// Is `c` shown as U+FFFD in a terminal?
-fn unsafe_char(c: char) -> bool {
+/// Is `c` shown as U+FFFD (in a terminal; in HTML too, but for line breaks)?
+pub fn unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
