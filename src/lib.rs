@@ -19,6 +19,7 @@ pub mod error;
 pub mod fault;
 pub mod input;
 pub mod json;
+pub mod layout;
 pub mod limits;
 pub mod log;
 pub mod message;

@@ -29,11 +29,9 @@ use nix::unistd::{UnlinkatFlags, fdatasync, fsync, ftruncate, geteuid, unlinkat}
 
 use crate::error::Error;
 
-const FILE_MODE: u32 = 0o640;
-const DIR_MODE: u32 = 0o750;
-pub const QUARANTINE_DIR: &str = "quarantine";
-const SEEN_DIR: &str = ".seen";
-const LOCK_FILE: &str = ".lock";
+// The names and modes are the layout's (crate::layout), shared with the operator.
+pub use crate::layout::QUARANTINE_DIR;
+use crate::layout::{DIR_MODE, FILE_MODE, LOCK_FILE, SEEN_DIR};
 
 /// Spool settings from the command line.
 #[derive(Debug, Clone)]
@@ -253,7 +251,7 @@ impl Spool {
     }
 
     fn seen_path(key: &str) -> (&str, &str) {
-        (&key[..2], key)
+        crate::layout::marker(key)
     }
 
     /// Has a record with this key been stored before? Caller holds the lock.
@@ -298,7 +296,7 @@ impl Spool {
         if out.stored.is_empty() {
             return Ok(out);
         }
-        let name = format!("{day}.jsonl");
+        let name = crate::layout::day_file(day);
         let mut f = self.open_file(
             &self.dir,
             &name,
@@ -394,8 +392,7 @@ impl Spool {
         meta: &serde_json::Value,
     ) -> Result<u64, Error> {
         let qdir = self.subdir(&self.dir, QUARANTINE_DIR, QUARANTINE_DIR)?;
-        let eml = format!("{name}.eml");
-        let json = format!("{name}.json");
+        let (eml, json) = crate::layout::quarantine_files(name);
         let tmp = format!(".{name}.tmp");
         let shown = self.shown(&format!("{QUARANTINE_DIR}/{eml}"));
         let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL;

@@ -126,6 +126,10 @@ pub struct Params<'a> {
     /// How many days back the history was read (what "never" means).
     pub horizon_days: i64,
     pub now: i64,
+    /// Below this many sessions a domain's ratio is not judged.
+    pub min_sessions: u64,
+    /// Messages quarantined in the window, and where.
+    pub quarantined: (u64, String),
 }
 
 /// The plugin's verdict: status, first-line text, perfdata, and one line per finding.
@@ -260,9 +264,34 @@ pub fn run(a: &CheckArgs, now: i64) -> Result<(String, Status), Failure> {
                 // An unreadable spool hides reports: the check cannot decide.
                 return Err(unknown(format!("cannot read spool: {}", errors.join("; "))));
             }
+            if skipped.files > 0 {
+                // An unreadable day file hides reports just the same.
+                return Err(unknown(format!(
+                    "{} day file{} of the spool could not be read (as this user: check its group and mode 0640): nothing judged",
+                    skipped.files,
+                    if skipped.files == 1 { "" } else { "s" }
+                )));
+            }
             s
         }
     };
+    let (quarantined, qerr) = if a.db.is_none() {
+        crate::quarantine::count_in(&a.spool, w.since, w.until)
+    } else {
+        (0, Vec::new())
+    };
+    if !qerr.is_empty() {
+        return Err(unknown(format!(
+            "the quarantine could not be read: {}",
+            qerr.join("; ")
+        )));
+    }
+    let where_ = a
+        .spool
+        .iter()
+        .map(|p| format!("{}/{}", p.display(), tlsrpt_pipe::layout::QUARANTINE_DIR))
+        .collect::<Vec<_>>()
+        .join(", ");
     let v = judge(
         &s,
         &h,
@@ -274,6 +303,8 @@ pub fn run(a: &CheckArgs, now: i64) -> Result<(String, Status), Failure> {
             domains: &domains,
             horizon_days: (now - horizon) / window::DAY,
             now,
+            min_sessions: a.min_sessions,
+            quarantined: (quarantined, where_),
         },
     );
     let mut out = v.output();
@@ -292,7 +323,18 @@ pub fn judge(s: &Summary, h: &History, p: &Params) -> Verdict {
     let mut perfdata = Vec::new();
     for (name, d) in &s.current.domains {
         let ratio = d.sessions.failure_rate() * 100.0;
-        let st = if p.critical.alerts(ratio) {
+        let st = if d.sessions.total() < p.min_sessions {
+            findings.push((
+                Status::Ok,
+                format!(
+                    "{name}: {} of {} sessions failed, fewer than --min-sessions {}: ratio not judged",
+                    d.sessions.failed,
+                    d.sessions.total(),
+                    p.min_sessions
+                ),
+            ));
+            Status::Ok
+        } else if p.critical.alerts(ratio) {
             Status::Critical
         } else if p.warning.alerts(ratio) {
             Status::Warning
@@ -377,6 +419,17 @@ pub fn judge(s: &Summary, h: &History, p: &Params) -> Verdict {
             }
         }
     }
+    if p.quarantined.0 > 0 {
+        findings.push((
+            Status::Warning,
+            format!(
+                "{} message{} quarantined in the window (unreadable reports, not judged) in {}: see tlsrpt quarantine list",
+                p.quarantined.0,
+                if p.quarantined.0 == 1 { "" } else { "s" },
+                p.quarantined.1
+            ),
+        ));
+    }
     // Reports left out for want of trust that carry failures: not judged is not OK.
     if !s.include_unauthenticated {
         for w in crate::summary::left_out_docs(&s.left_out) {
@@ -387,7 +440,7 @@ pub fn judge(s: &Summary, h: &History, p: &Params) -> Verdict {
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.0));
     let status = findings.first().map_or(Status::Ok, |f| f.0);
-    let summary = if findings.is_empty() {
+    let summary = if status == Status::Ok {
         let t = s.current.totals();
         format!(
             "{} domains, {} reports, {} of {} sessions failed",

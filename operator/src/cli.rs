@@ -47,6 +47,43 @@ pub enum Command {
     /// (with --db, only day files the database has loaded completely). Run as the
     /// spool's owner. Exit 1 something could not be removed, 75 database unreachable.
     Prune(PruneArgs),
+    /// What the delivery set aside as unreadable, why, and feeding it to the delivery
+    /// again after a fix. Exit 1 when something stays in the quarantine.
+    Quarantine(QuarantineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    /// Spool directory (repeatable).
+    #[arg(long, env = "TLSRPT_SPOOL", value_name = "DIR", default_value = DEFAULT_SPOOL, global = true)]
+    pub spool: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    pub action: QuarantineAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// One line per quarantined message: name, time, size, why.
+    List,
+    /// The stored reason and envelope of one message, and its header.
+    Show {
+        /// The message's NAME (from `list`).
+        name: String,
+    },
+    /// Give messages to tlsrpt-pipe again (every one without NAME): only a message it
+    /// would now store is delivered, as the spool's owner, and removed from the
+    /// quarantine once stored. Options for tlsrpt-pipe after `--`.
+    Retry {
+        /// Messages to retry (from `list`).
+        names: Vec<String>,
+        /// The delivery program (default: tlsrpt-pipe beside tlsrpt, or /usr/bin/tlsrpt-pipe).
+        #[arg(long, value_name = "PATH")]
+        pipe: Option<PathBuf>,
+        /// Options for tlsrpt-pipe, e.g. -- --trusted-authserv-id mx.example.com
+        #[arg(last = true)]
+        delivery_args: Vec<String>,
+    },
 }
 
 /// Spools and the report window, shared by the commands that read reports.
@@ -255,6 +292,11 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DURATION")]
     pub max_silence: Option<String>,
 
+    /// Judge a domain's failure ratio only from this many sessions in the window (below
+    /// it the output says so; critical result types are judged whatever the count).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub min_sessions: u64,
+
     /// Count reports without a trusted DKIM pass as well.
     #[arg(long)]
     pub include_unauthenticated: bool,
@@ -280,8 +322,8 @@ pub struct CheckRecordArgs {
     #[arg(value_name = "DOMAIN", required_unless_present = "record")]
     pub domains: Vec<String>,
 
-    /// Check this record text instead of looking anything up.
-    #[arg(long, value_name = "TXT", conflicts_with_all = ["domains", "mx", "nameserver"])]
+    /// Check this record text instead of looking anything up (without a DOMAIN).
+    #[arg(long, value_name = "TXT")]
     pub record: Option<String>,
 
     /// Say whether the record sends reports to this URI (repeatable), e.g.

@@ -7,8 +7,8 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli::{
     CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs,
-    ExportFormat, LoadArgs, MetricsArgs, PruneArgs, RecordFormat, Select, SummaryArgs,
-    SummaryFormat, Trusted,
+    ExportFormat, LoadArgs, MetricsArgs, PruneArgs, QuarantineArgs, RecordFormat, Select,
+    SummaryArgs, SummaryFormat, Trusted,
 };
 use crate::exit::Failure;
 use crate::trust::Trust;
@@ -27,6 +27,30 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::CheckDomain(a) => check_domain_cmd(a),
         Command::Load(a) => load_cmd(a),
         Command::Prune(a) => prune_cmd(a),
+        Command::Quarantine(a) => quarantine_cmd(a),
+    }
+}
+
+fn quarantine_cmd(a: QuarantineArgs) -> Result<(), Failure> {
+    use crate::cli::QuarantineAction;
+    let (out, status) = match &a.action {
+        QuarantineAction::List => crate::quarantine::list(&a.spool),
+        QuarantineAction::Show { name } => (crate::quarantine::show(&a.spool, name)?, 0),
+        QuarantineAction::Retry {
+            names,
+            pipe,
+            delivery_args,
+        } => crate::quarantine::retry(
+            &a.spool,
+            names,
+            &crate::quarantine::pipe_program(pipe.as_deref()),
+            delivery_args,
+        )?,
+    };
+    write_stdout(&out)?;
+    match status {
+        0 => Ok(()),
+        s => Err(Failure::quiet(s)),
     }
 }
 
@@ -59,6 +83,11 @@ fn load_cmd(a: LoadArgs) -> Result<(), Failure> {
 fn check_record_cmd(a: CheckRecordArgs) -> Result<(), Failure> {
     // Like the other plugins, trouble that prevents an answer is 3.
     let fail3 = |m: String| Failure::with(crate::exit::UNKNOWN, m);
+    if a.record.is_some() && (!a.domains.is_empty() || a.mx || a.nameserver.is_some()) {
+        return Err(Failure::unknown(
+            "--record checks a record text offline, without a lookup: drop the DOMAIN (and --mx, --nameserver), or drop --record to look the domain's record up",
+        ));
+    }
     let entries = match &a.record {
         Some(txt) => vec![check_record::offline(txt, &a.expect_rua)],
         None => {
@@ -316,6 +345,16 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
         );
     }
     let mut doc = summary::document(s, skipped, &sources);
+    if a.db.is_none() {
+        let (n, errors) = crate::quarantine::count_in(&a.select.spool, w.since, w.until);
+        if !errors.is_empty() {
+            spool::warn(&format!(
+                "the quarantine could not be read: {}",
+                errors.join("; ")
+            ));
+        }
+        doc.quarantined = n;
+    }
     if doc.domains.is_empty() && doc.unauthenticated.domains.is_empty() && a.db.is_none() {
         doc.empty_window = Some(summary::spool_contents(&a.select.spool, w.until));
     }

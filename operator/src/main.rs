@@ -31,6 +31,7 @@ mod metrics;
 mod ours;
 mod probe;
 mod prune;
+mod quarantine;
 mod record;
 mod render;
 mod silence;

@@ -462,9 +462,12 @@ fn quarantined(spools: &[PathBuf]) -> u64 {
     spools
         .iter()
         .map(|s| {
-            std::fs::read_dir(s.join("quarantine")).map_or(0, |rd| {
+            std::fs::read_dir(s.join(tlsrpt_pipe::layout::QUARANTINE_DIR)).map_or(0, |rd| {
                 rd.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .filter(|e| {
+                        tlsrpt_pipe::layout::quarantine_name(&e.file_name().to_string_lossy())
+                            .is_some_and(|(_, eml)| !eml)
+                    })
                     .count() as u64
             })
         })
@@ -623,6 +626,7 @@ pub fn run_db(
             st.history.add(&t.domain, organization, day, t.last_end);
         }
     })?;
+    textfile_dir(textfile).map_err(DbError::permanent)?;
     write_textfile(textfile, &render(&st, quarantined(spools), &domains), now)
         .map_err(DbError::permanent)
 }
@@ -637,6 +641,30 @@ fn write_textfile(textfile: &Path, text: &str, now: i64) -> Result<(), String> {
     let hb = heartbeat_path(textfile);
     write_atomic(&hb, heartbeat(now).as_bytes(), 0o644)
         .map_err(|e| format!("{}: {e}", hb.display()))
+}
+
+/// The textfile's directory must exist (node_exporter's textfile directory): said
+/// first, naming it, rather than as a failure of a file beside the textfile.
+fn textfile_dir(textfile: &Path) -> Result<(), String> {
+    let dir = textfile
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!(
+            "--textfile {}: the directory {} does not exist: point --textfile into node_exporter's --collector.textfile.directory (e.g. /var/lib/prometheus/node-exporter)",
+            textfile.display(),
+            dir.display()
+        ));
+    }
+    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(format!(
+            "--textfile {}: this user cannot write in {}: run as a user that can (the package's tlsrpt user is in the directory's group)",
+            textfile.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// What a run did, for the tests and the benchmark.
@@ -655,6 +683,7 @@ pub fn run(
     trust: &Trust,
     now: i64,
 ) -> Result<RunInfo, String> {
+    textfile_dir(textfile)?;
     let names: Vec<String> = spools.iter().map(|p| p.display().to_string()).collect();
     let domains: Vec<String> = domains.iter().map(|d| domain_key(Some(d))).collect();
     let opts = options(&domains, trust);

@@ -38,10 +38,7 @@ pub struct Skipped {
 
 /// Parses a day file name.
 pub fn day_of(name: &str) -> Option<i64> {
-    let day = name.strip_suffix(".jsonl")?;
-    if day.len() != 10 {
-        return None;
-    }
+    let day = tlsrpt_pipe::layout::day_of_file(name)?;
     tlsrpt_pipe::datetime::parse(&format!("{day}T00:00:00Z")).map(|(t, _)| t.0)
 }
 

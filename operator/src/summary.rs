@@ -37,6 +37,9 @@ pub struct Doc {
     /// When the window holds no report: what the spools hold instead.
     #[serde(rename = "empty-window", skip_serializing_if = "Option::is_none")]
     pub empty_window: Option<EmptyWindow>,
+    /// Messages the delivery set aside as unreadable in the window (their reports are
+    /// in no figure above): `tlsrpt quarantine list`.
+    pub quarantined: u64,
 }
 
 /// What the spools hold when the window holds nothing.
@@ -620,6 +623,7 @@ pub fn document(s: Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
         unreadable_files: skipped.files,
         spools: spools.iter().map(|p| p.display().to_string()).collect(),
         empty_window: None,
+        quarantined: 0,
     }
 }
 

@@ -774,24 +774,63 @@ fn hostile_dns_and_policies_are_bounded_and_shown_safe() {
     };
     for args in [
         vec!["check-record", "longtxt.plain.test"],
-        vec!["check-domain", "--allow-private-addresses", "longtxt.plain.test"],
-        vec!["check-domain", "--allow-private-addresses", "--ca-file", w.ca.to_str().unwrap(), "escapes.plain.test"],
+        vec![
+            "check-domain",
+            "--allow-private-addresses",
+            "longtxt.plain.test",
+        ],
+        vec![
+            "check-domain",
+            "--allow-private-addresses",
+            "--ca-file",
+            w.ca.to_str().unwrap(),
+            "escapes.plain.test",
+        ],
     ] {
         let mut a = args.clone();
         a.extend(common);
         let o = run(&a);
-        assert!(matches!(o.status.code(), Some(0..=3)), "{args:?}: {}", stderr(&o));
-        assert!(!stderr(&o).contains("internal error"), "{args:?}: {}", stderr(&o));
+        assert!(
+            matches!(o.status.code(), Some(0..=3)),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(
+            !stderr(&o).contains("internal error"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
         no_controls(&format!("{args:?}"), &stdout(&o));
     }
-    let mut a = vec!["check-domain", "--allow-private-addresses", "--format", "json", "flood.plain.test"];
+    let mut a = vec![
+        "check-domain",
+        "--allow-private-addresses",
+        "--format",
+        "json",
+        "flood.plain.test",
+    ];
     a.extend(common);
     let (kib, o) = measured(&a);
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let tlsa = doc["domains"][0]["mx"][0]["addresses"][0]["tlsa"].as_array().unwrap().clone();
+    let tlsa = doc["domains"][0]["mx"][0]["addresses"][0]["tlsa"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(tlsa.len(), 33, "{tlsa:?}");
-    assert!(tlsa[32]["record"].as_str().unwrap().starts_with("968 more TLSA records not looked at"));
-    println!("check-domain with 1,000 TLSA records: peak RSS {kib} KiB, {} bytes of JSON", o.stdout.len());
+    assert!(
+        tlsa[32]["record"]
+            .as_str()
+            .unwrap()
+            .starts_with("968 more TLSA records not looked at")
+    );
+    println!(
+        "check-domain with 1,000 TLSA records: peak RSS {kib} KiB, {} bytes of JSON",
+        o.stdout.len()
+    );
     assert!(kib > 0 && kib < 64 * 1024, "peak RSS {kib} KiB");
-    assert!(o.stdout.len() < 64 * 1024, "JSON of {} bytes", o.stdout.len());
+    assert!(
+        o.stdout.len() < 64 * 1024,
+        "JSON of {} bytes",
+        o.stdout.len()
+    );
 }

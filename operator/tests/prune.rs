@@ -496,26 +496,6 @@ fn bad_arguments_exit_2() {
     assert_eq!(after, before);
 }
 
-/// The tlsrpt-pipe binary of this build (built first if `cargo test -p tlsrpt` did
-/// not).
-fn pipe_bin() -> PathBuf {
-    let dir = Path::new(BIN).parent().unwrap();
-    let bin = dir.join("tlsrpt-pipe");
-    if !bin.exists() {
-        let target = dir.parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "tlsrpt-pipe", "--bin", "tlsrpt-pipe"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env("CARGO_TARGET_DIR", target)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok && bin.exists(), "cannot build {}", bin.display());
-    }
-    bin
-}
-
 #[test]
 fn deliveries_during_prunes_lose_nothing() {
     let pipe = pipe_bin();

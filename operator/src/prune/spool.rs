@@ -20,11 +20,12 @@ use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstatat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 
-pub const QUARANTINE_DIR: &str = "quarantine";
-pub const SEEN_DIR: &str = ".seen";
-const LOCK_FILE: &str = ".lock";
+// The delivery's own names (tlsrpt_pipe::layout): prune takes its lock and knows its
+// files by the same definitions.
 /// The mode tlsrpt-pipe gives the files it creates (the lock file, when prune makes it).
-const FILE_MODE: u32 = 0o640;
+use tlsrpt_pipe::layout::FILE_MODE;
+use tlsrpt_pipe::layout::LOCK_FILE;
+pub use tlsrpt_pipe::layout::{QUARANTINE_DIR, SEEN_DIR, fan_name, marker_name, quarantine_name};
 
 /// What `fstatat` says about one name, without following a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,26 @@ impl Dir {
         }
     }
 
+    /// Reads at most `max` bytes of a regular file, without following a link.
+    pub fn read(&self, name: &str, max: u64) -> Result<Vec<u8>, Errno> {
+        use std::io::Read;
+        let fd = openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        )?;
+        let f = File::from(fd);
+        if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Err(Errno::EINVAL);
+        }
+        let mut buf = Vec::new();
+        f.take(max)
+            .read_to_end(&mut buf)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(5)))?;
+        Ok(buf)
+    }
+
     /// Removes a file (never a directory).
     pub fn unlink(&self, name: &str) -> Result<(), Errno> {
         unlinkat(self.fd.as_fd(), name, UnlinkatFlags::NoRemoveDir)
@@ -177,62 +198,5 @@ pub fn lock(spool: &Dir, timeout: Duration) -> Result<Lock, String> {
             }
             Err((_, e)) => return Err(format!("cannot lock {shown}: {e}")),
         }
-    }
-}
-
-/// A quarantined message's name: `NAME.eml` or `NAME.json`, where NAME is what
-/// tlsrpt-pipe makes (letters, digits, `.`, `-`, `_`; not starting with a dot, which
-/// its temporary files do). Returns (NAME, is the .eml).
-pub fn quarantine_name(name: &str) -> Option<(&str, bool)> {
-    let (stem, eml) = if let Some(s) = name.strip_suffix(".eml") {
-        (s, true)
-    } else {
-        (name.strip_suffix(".json")?, false)
-    };
-    let ok = !stem.is_empty()
-        && !stem.starts_with('.')
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-    ok.then_some((stem, eml))
-}
-
-/// A fan-out directory of the duplicate markers: two lowercase hex digits.
-pub fn fan_name(name: &str) -> bool {
-    name.len() == 2 && name.bytes().all(is_lower_hex)
-}
-
-/// A duplicate marker in fan-out directory `fan`: the dedup key, 64 lowercase hex
-/// digits, starting with `fan`.
-pub fn marker_name(fan: &str, name: &str) -> bool {
-    name.len() == 64 && name.starts_with(fan) && name.bytes().all(is_lower_hex)
-}
-
-fn is_lower_hex(b: u8) -> bool {
-    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shapes() {
-        assert_eq!(
-            quarantine_name("20261101T000000Z.42.000000001.eml"),
-            Some(("20261101T000000Z.42.000000001", true))
-        );
-        assert_eq!(quarantine_name("a.json"), Some(("a", false)));
-        assert_eq!(quarantine_name(".a.tmp"), None);
-        assert_eq!(quarantine_name(".a.eml"), None);
-        assert_eq!(quarantine_name(".eml"), None);
-        assert_eq!(quarantine_name("a b.eml"), None);
-        assert_eq!(quarantine_name("a.txt"), None);
-        assert!(fan_name("ab") && !fan_name("AB") && !fan_name("abc") && !fan_name("g0"));
-        let key = format!("ab{}", "0".repeat(62));
-        assert!(marker_name("ab", &key));
-        assert!(!marker_name("ac", &key));
-        assert!(!marker_name("ab", &key[..63]));
-        assert!(!marker_name("ab", &key.to_uppercase()));
     }
 }

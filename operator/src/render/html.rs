@@ -536,6 +536,13 @@ pub fn render(doc: &Doc) -> String {
         }
         overview(&mut out, &u.domains, false);
     }
+    if doc.quarantined > 0 {
+        let _ = write!(
+            out,
+            "<p><b>{} set aside as unreadable in this window</b>: their reports are in no figure above (<code>tlsrpt quarantine list</code>).</p>",
+            count(doc.quarantined, "message was", "messages were")
+        );
+    }
     let _ = write!(
         out,
         "<p style=\"color:#666\">{} duplicate copies counted once; {} lines skipped; {} day files unreadable.</p></body></html>",

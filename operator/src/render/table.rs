@@ -399,6 +399,18 @@ pub fn render(doc: &Doc, colour: bool) -> String {
             );
         }
     }
+    if doc.quarantined > 0 {
+        out.push('\n');
+        wrap(
+            &mut out,
+            "",
+            2,
+            &format!(
+                "{} set aside as unreadable in this window: their reports are in no figure above; see tlsrpt quarantine list (and retry after a fix).",
+                count(doc.quarantined, "message was", "messages were")
+            ),
+        );
+    }
     if doc.duplicates > 0 || doc.skipped_lines > 0 || doc.unreadable_files > 0 {
         out.push('\n');
         let _ = writeln!(

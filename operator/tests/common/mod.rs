@@ -230,3 +230,24 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The tlsrpt-pipe binary of this build (built first if `cargo test -p tlsrpt` did
+/// not).
+#[allow(dead_code)]
+pub fn pipe_bin() -> PathBuf {
+    let dir = Path::new(BIN).parent().unwrap();
+    let bin = dir.join("tlsrpt-pipe");
+    if !bin.exists() {
+        let target = dir.parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "-p", "tlsrpt-pipe", "--bin", "tlsrpt-pipe"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env("CARGO_TARGET_DIR", target)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok && bin.exists(), "cannot build {}", bin.display());
+    }
+    bin
+}
