@@ -300,6 +300,18 @@ impl DaySeries {
             .map(|i| self.counts[i])
     }
 
+    /// (successful, failed) summed over the days in [from, to) (day starts).
+    pub fn sum(&self, from: i64, to: i64) -> (u64, u64) {
+        let (a, b) = (day_number(from), day_number(to));
+        let i = self.days.partition_point(|&d| d < a);
+        let j = self.days.partition_point(|&d| d < b);
+        self.counts[i..j.max(i)]
+            .iter()
+            .fold((0u64, 0u64), |(s, f), c| {
+                (s.saturating_add(c.0), f.saturating_add(c.1))
+            })
+    }
+
     /// (day start, successful, failed), in day order.
     #[cfg(test)]
     pub fn entries(&self) -> impl Iterator<Item = (i64, u64, u64)> + '_ {

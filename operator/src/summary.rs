@@ -82,6 +82,10 @@ impl EmptyWindow {
 pub struct WindowDoc {
     pub since: String,
     pub until: String,
+    /// Days per entry of the domains' `daily` series (1 up to 100 days; then 7, 30,
+    /// 91, 365: at most 100 entries).
+    #[serde(rename = "series-days")]
+    pub series_days: i64,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
@@ -213,6 +217,7 @@ impl std::fmt::Display for Day {
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct DayDoc {
+    /// The day, or the first day of a bucket of several (`series-days` of the window).
     pub day: Day,
     #[serde(rename = "successful-sessions")]
     pub successful: u64,
@@ -220,24 +225,44 @@ pub struct DayDoc {
     pub failed: u64,
 }
 
-/// Every UTC day of the window with its (successful, failed) sessions, days without a
-/// report as zeros; written as a list of [`DayDoc`]. Held as the tally's sparse series
-/// (moved, not copied): a year of 1,000 domains, and as many unauthenticated ones, would
-/// otherwise be 730,000 dense days.
+/// Most entries of a series: a long window is shown in buckets of several days.
+pub const MAX_SERIES: i64 = 100;
+
+/// Days per entry of a window's series: 1 for up to 100 days, then a week, a month (30
+/// days), a quarter (91), a year (365): at most [`MAX_SERIES`] entries per domain, so a
+/// summary of ten years (JSON, HTML, the digest) is as small as one of three months.
+pub fn bucket_days(window_days: i64) -> i64 {
+    [1, 7, 30, 91, 365]
+        .into_iter()
+        .find(|b| (window_days + b - 1) / b <= MAX_SERIES)
+        .unwrap_or(365)
+}
+
+/// Every day (or bucket of days) of the window with its (successful, failed)
+/// sessions, those without a report as zeros; written as a list of [`DayDoc`]. Held as
+/// the tally's sparse series (moved, not copied): a year of 1,000 domains, and as many
+/// unauthenticated ones, would otherwise be 730,000 dense days.
 #[derive(Debug, Clone, Default)]
 pub struct Daily {
     /// The first day's start (Unix seconds).
     pub first: i64,
-    /// Days in the window.
+    /// Entries (buckets) in the window.
     pub count: usize,
+    /// Days per entry.
+    pub bucket: i64,
     pub series: DaySeries,
 }
 
 impl Daily {
     pub fn iter(&self) -> impl Iterator<Item = DayDoc> + '_ {
-        (0..self.count).map(|i| {
-            let day = self.first + i as i64 * 86_400;
-            let (s, f) = self.series.get(day).unwrap_or((0, 0));
+        let bucket = self.bucket.max(1);
+        (0..self.count).map(move |i| {
+            let day = self.first + i as i64 * bucket * 86_400;
+            let (s, f) = if bucket == 1 {
+                self.series.get(day).unwrap_or((0, 0))
+            } else {
+                self.series.sum(day, day + bucket * 86_400)
+            };
             DayDoc {
                 day: Day(day),
                 successful: s,
@@ -421,11 +446,14 @@ fn domain_doc(
     let p = prev.map(|p| p.sessions).unwrap_or_default();
     let cur = sessions_doc(&d.sessions);
     let pd = sessions_doc(&p);
-    // Every day of the window, so a chart shows gaps as gaps.
+    // Every day (or bucket) of the window, so a chart shows gaps as gaps.
     let first = window.since.div_euclid(86_400) * 86_400;
+    let days = ((window.until - first + 86_399) / 86_400).clamp(0, 1_000_000);
+    let bucket = bucket_days(days);
     let daily = Daily {
         first,
-        count: ((window.until - first + 86_399) / 86_400).clamp(0, 100_000) as usize,
+        count: ((days + bucket - 1) / bucket) as usize,
+        bucket,
         series: std::mem::take(&mut d.daily),
     };
     let mut advice_rows: Vec<ResultDoc> = d
@@ -594,6 +622,9 @@ pub fn document(s: Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
         window: WindowDoc {
             since: rfc3339(s.window.since),
             until: rfc3339(s.window.until),
+            series_days: bucket_days(
+                (s.window.until - s.window.since.div_euclid(86_400) * 86_400 + 86_399) / 86_400,
+            ),
         },
         domains: {
             let mut v = domain_docs(s.current, &s.previous, &s.window);

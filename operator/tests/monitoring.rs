@@ -443,6 +443,123 @@ fn promtool_rule_unit_tests_pass() {
     }
 }
 
+/// The shipped rules on the textfiles `tlsrpt metrics` really writes, before and after
+/// a report arrives: a first STARTTLS failure of a domain never seen before (its series
+/// born non-zero) and a quarantined message alert; nothing alerts before.
+#[test]
+#[ignore = "needs promtool"]
+fn shipped_rules_fire_on_series_born_non_zero() {
+    let promtool = promtool();
+    let t = tempfile::tempdir().unwrap();
+    let s = Spool::new(t.path(), "spool");
+    let start = now() - now() % DAY - DAY;
+    s.put(&record(
+        "Google Inc.",
+        "a1",
+        start,
+        start + DAY + 60,
+        true,
+        vec![policy("sts", "a.example", 50, 0, vec![])],
+    ));
+    let tf = t.path().join("t.prom");
+    metrics(&[&s.dir], &tf);
+    let before = samples(&std::fs::read_to_string(&tf).unwrap());
+    // The report that carries the first failure, and an unreadable message set aside.
+    s.put(&record(
+        "Google Inc.",
+        "n1",
+        start,
+        start + DAY + 120,
+        true,
+        vec![policy(
+            "sts",
+            "new.example",
+            10,
+            4,
+            vec![detail(
+                "starttls-not-supported",
+                4,
+                "203.0.113.1",
+                "mx.new.example",
+            )],
+        )],
+    ));
+    std::fs::create_dir(s.dir.join("quarantine")).unwrap();
+    std::fs::write(
+        s.dir.join("quarantine/20261201T000000Z.1.000000001.json"),
+        "{}",
+    )
+    .unwrap();
+    std::fs::write(
+        s.dir.join("quarantine/20261201T000000Z.1.000000001.eml"),
+        "x",
+    )
+    .unwrap();
+    metrics(&[&s.dir], &tf);
+    let after = samples(&std::fs::read_to_string(&tf).unwrap());
+    // promtool's input: each series as the scrapes saw it, 1h apart: twice before, three
+    // times after ("_": not there yet).
+    let mut series = String::new();
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for k in keys {
+        let v = |m: &BTreeMap<String, f64>| m.get(k).map_or("_".to_owned(), |v| v.to_string());
+        let labelled = match k.split_once('{') {
+            Some((name, rest)) => format!("{name}{{instance=\"mx1\",job=\"node\",{rest}"),
+            None => format!("{k}{{instance=\"mx1\",job=\"node\"}}"),
+        };
+        series.push_str(&format!(
+            "      - series: '{labelled}'\n        values: '{b} {b} {a} {a} {a}'\n",
+            b = v(&before),
+            a = v(&after)
+        ));
+    }
+    assert!(
+        series.contains("result=\"starttls-not-supported\""),
+        "{series}"
+    );
+    let rules =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/prometheus/tlsrpt.rules.yml");
+    let alerts = [
+        "      - eval_time: 1h",
+        "        alertname: TlsrptStarttlsNotSupported",
+        "        exp_alerts: []",
+        "      - eval_time: 1h",
+        "        alertname: TlsrptReportsQuarantined",
+        "        exp_alerts: []",
+        "      - eval_time: 3h",
+        "        alertname: TlsrptStarttlsNotSupported",
+        "        exp_alerts:",
+        "          - exp_labels: {severity: critical, instance: mx1, job: node, policy_domain: new.example, policy_type: sts, result: starttls-not-supported}",
+        "            exp_annotations:",
+        "              summary: \"new.example: senders found no STARTTLS (sts)\"",
+        "              description: \"4 sessions in the last day. Check: openssl s_client -starttls smtp -connect MX:25; tlsrpt summary --domain new.example\"",
+        "      - eval_time: 3h",
+        "        alertname: TlsrptReportsQuarantined",
+        "        exp_alerts:",
+        "          - exp_labels: {severity: warning, instance: mx1, job: node}",
+        "            exp_annotations:",
+        "              summary: \"1 report messages quarantined in the last day on mx1: tlsrpt quarantine list\"",
+    ]
+    .join("\n");
+    let test = format!(
+        "rule_files:\n  - {}\nevaluation_interval: 1m\ntests:\n  - interval: 1h\n    input_series:\n{series}    alert_rule_test:\n{alerts}\n",
+        rules.display()
+    );
+    let f = t.path().join("generated.test.yml");
+    std::fs::write(&f, &test).unwrap();
+    let o = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "promtool test rules on the generated series:\n{test}\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[test]
 #[ignore = "needs node_exporter"]
 fn node_exporter_serves_our_series() {

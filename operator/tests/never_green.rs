@@ -436,3 +436,66 @@ fn errors_name_the_cause_and_the_fix() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("create it"), "{}", stderr(&o));
 }
+
+/// A window of years: the daily series in buckets (at most 100 entries per domain), the
+/// sessions all there; JSON and HTML stay small.
+#[test]
+fn long_windows_stay_small() {
+    let t = tempfile::tempdir().unwrap();
+    let s = spool(t.path());
+    let sp = s.dir.to_str().unwrap();
+    for (i, days_back) in [3i64, 40, 400, 2000].iter().enumerate() {
+        let start = today() - days_back * DAY;
+        s.put(&record(
+            "Google Inc.",
+            &format!("old{i}"),
+            start,
+            start + DAY + 60,
+            true,
+            vec![policy("sts", "example.com", 10, 1, vec![])],
+        ));
+    }
+    let o = run(&[
+        "summary",
+        "--spool",
+        sp,
+        "--since",
+        "2015-01-01",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        o.stdout.len() < 64 * 1024,
+        "{} bytes of JSON",
+        o.stdout.len()
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["window"]["series-days"], 91);
+    let d = domain(&doc, "example.com");
+    let daily = d["daily"].as_array().unwrap();
+    assert!(daily.len() <= 100, "{} entries", daily.len());
+    let sum = |k: &str| daily.iter().map(|x| x[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(
+        (sum("successful-sessions"), sum("failed-sessions")),
+        (5 + 40, 1 + 4)
+    );
+    let o = run(&[
+        "summary",
+        "--spool",
+        sp,
+        "--since",
+        "2015-01-01",
+        "--format",
+        "html",
+    ]);
+    assert!(
+        o.stdout.len() < 128 * 1024,
+        "{} bytes of HTML",
+        o.stdout.len()
+    );
+    assert!(stdout(&o).contains("sessions per quarter"));
+    // A week: days.
+    let doc = summary_json(&["--spool", sp, "--since", "7d"]);
+    assert_eq!(doc["window"]["series-days"], 1);
+}

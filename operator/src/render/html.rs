@@ -43,9 +43,22 @@ pub const MAX_SECTIONS: usize = 50;
 const WORST: usize = 10;
 const BAD: &str = "#c62828";
 
-/// Stacked bars per day: successful (green) under failed (red); and the failed sessions
-/// alone on their own scale below, so a handful of failures among millions is visible.
-fn chart(days: &[DayDoc]) -> String {
+/// What one bar of a series stands for (the window's `series-days`).
+fn per(bucket: i64) -> &'static str {
+    match bucket {
+        1 => "day",
+        7 => "week",
+        30 => "30 days",
+        91 => "quarter",
+        _ => "year",
+    }
+}
+
+/// Stacked bars per day (or bucket of days): successful (green) under failed (red); and
+/// the failed sessions alone on their own scale below, so a handful of failures among
+/// millions is visible.
+fn chart(days: &[DayDoc], bucket: i64) -> String {
+    let unit = per(bucket);
     let n = days.len().max(1);
     let (w, h, h2) = (720.0f64, 120.0f64, 50.0f64);
     let bw = (w / n as f64).max(1.0);
@@ -59,7 +72,7 @@ fn chart(days: &[DayDoc]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"sessions per day\">",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"sessions per {unit}\">",
         h + h2 + 30.0,
         h + h2 + 30.0
     );
@@ -112,7 +125,7 @@ fn chart(days: &[DayDoc]) -> String {
     }
     let _ = write!(
         s,
-        "<text x=\"4\" y=\"12\" font-size=\"11\" fill=\"#333\">sessions per day (max {})</text><text x=\"4\" y=\"{}\" font-size=\"11\" fill=\"#333\">failed per day (max {})</text></svg>",
+        "<text x=\"4\" y=\"12\" font-size=\"11\" fill=\"#333\">sessions per {unit} (max {})</text><text x=\"4\" y=\"{}\" font-size=\"11\" fill=\"#333\">failed per {unit} (max {})</text></svg>",
         max_total as u64,
         h + 22.0,
         max_failed as u64
@@ -162,7 +175,7 @@ fn domain(out: &mut String, d: &DomainDoc, id: usize) {
         thousands(d.previous.sessions.successful + d.previous.sessions.failed),
         percent(d.previous.sessions.failure_rate)
     );
-    out.push_str(&chart(&d.daily.iter().collect::<Vec<_>>()));
+    out.push_str(&chart(&d.daily.iter().collect::<Vec<_>>(), d.daily.bucket));
     if !d.advice.is_empty() {
         out.push_str("<h3 style=\"font-size:15px;margin:12px 0 4px 0\">What failed, what it means, what to check</h3>");
         table(
@@ -364,7 +377,7 @@ fn headline(out: &mut String, doc: &Doc) {
             }
         }
     }
-    out.push_str(&chart(&days));
+    out.push_str(&chart(&days, doc.window.series_days));
     // Result types across all domains.
     let mut types: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
     for d in &doc.domains {
