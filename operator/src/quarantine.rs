@@ -414,7 +414,7 @@ mod tests {
     fn names_and_times() {
         assert_eq!(
             time_of("20261101T000000Z.42.000000001"),
-            Some(1_761_955_200)
+            Some(1_793_491_200)
         );
         assert_eq!(time_of("bogus"), None);
         assert_eq!(
