@@ -74,6 +74,10 @@ pub struct State {
     pub unauthenticated_sessions: PerDomain<BTreeMap<String, u64>>,
     pub unauthenticated: PerDomain<u64>,
     pub last_received: PerDomain<i64>,
+    /// When the latest report of any kind (any domain, trusted or not) was stored: the
+    /// mailbox path's health ("reports are being fetched and stored").
+    #[serde(default)]
+    pub last_stored: Option<i64>,
     pub history: History,
     pub skipped_lines: u64,
     /// Number of dedup keys in `STATE.keys` that belong to this state.
@@ -121,6 +125,9 @@ fn count(st: &mut State, p: &Parsed, trust: &Trust, domains: &[String]) {
         .as_deref()
         .and_then(tlsrpt_pipe::datetime::parse)
         .map(|(t, _)| t.0);
+    if let Some(t) = received {
+        st.last_stored = Some(st.last_stored.map_or(t, |l| l.max(t)));
+    }
     for share in shares(&r.report) {
         let domain = share.domain.clone();
         if !domains.is_empty() && !domains.contains(&domain) {
@@ -422,6 +429,15 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
     }
     head(
         &mut o,
+        "tlsrpt_last_stored_timestamp_seconds",
+        "gauge",
+        "Time the latest report of any domain, trusted or not, was stored: reports are being delivered (or fetched) and stored.",
+    );
+    if let Some(t) = st.last_stored {
+        let _ = writeln!(o, "tlsrpt_last_stored_timestamp_seconds {t}");
+    }
+    head(
+        &mut o,
         "tlsrpt_unauthenticated_reports_total",
         "counter",
         "Reports without a trusted DKIM pass (not counted above); domains with no authenticated report are (other).",
@@ -508,6 +524,9 @@ pub fn run_db(
     };
     let result_key = |r: &Option<String>| r.clone().unwrap_or_else(|| "unspecified-failure".into());
     reader.totals(&q, &mut |t| {
+        if let Some(r) = t.last_received {
+            st.last_stored = Some(st.last_stored.map_or(r, |l| l.max(r)));
+        }
         if !wanted(&t.domain) {
             return;
         }
