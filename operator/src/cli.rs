@@ -50,6 +50,87 @@ pub enum Command {
     /// What the delivery set aside as unreadable, why, and feeding it to the delivery
     /// again after a fix. Exit 1 when something stays in the quarantine.
     Quarantine(QuarantineArgs),
+    /// Check every domain of ours live, one pass per call (cron, a systemd timer), with
+    /// a memory of what changed: certificates about to expire, STARTTLS lost, policies
+    /// changed without a new id, certificates rolled under DANE. Metrics for
+    /// node_exporter, one line per finding. Exit as check-domain, for the worst.
+    Watch(WatchArgs),
+}
+
+pub const DEFAULT_WATCH_STATE: &str = "/var/lib/tlsrpt/watch";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A domain to watch (repeatable).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Vec<String>,
+
+    /// A file of domains to watch, one per line (# comments).
+    #[arg(long, value_name = "FILE")]
+    pub domains_file: Option<PathBuf>,
+
+    /// Also watch the policy domains of this spool's reports (repeatable) that are ours:
+    /// their TLSRPT record sends reports to an address reports were delivered to here
+    /// (or an --our-rua). A domain only named by a report is never connected to.
+    #[arg(long, value_name = "DIR")]
+    pub spool: Vec<PathBuf>,
+
+    /// The same from this database (filled by `tlsrpt load`).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+
+    /// How far back the reports name domains to watch: a duration (30d, 8w) or an RFC
+    /// 3339 date.
+    #[arg(long, value_name = "WHEN", default_value = "30d")]
+    pub reports_since: String,
+
+    /// A report address of this installation (repeatable; `https://...` for a web
+    /// endpoint): a domain whose TLSRPT rua names it is ours.
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "TLSRPT_OUR_RUA",
+        value_delimiter = ','
+    )]
+    pub our_rua: Vec<String>,
+
+    /// node_exporter textfile to write (atomically, on every run).
+    #[arg(long, value_name = "FILE")]
+    pub textfile: Option<PathBuf>,
+
+    /// The watch's memory (created when only it is missing).
+    #[arg(long, value_name = "DIR", env = "TLSRPT_WATCH_STATE", default_value = DEFAULT_WATCH_STATE)]
+    pub state: PathBuf,
+
+    /// Forget what has not been seen for this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub keep_days: u32,
+
+    /// Warn when a certificate expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub expiry_warning: u32,
+
+    /// The most seconds the whole run may take; domains not reached by then are listed
+    /// as not checked (exit 3).
+    #[arg(long, value_name = "SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(10..=86400))]
+    pub max_run: u64,
+
+    /// Show what changed for this domain (from the memory; nothing is probed).
+    #[arg(long, value_name = "DOMAIN")]
+    pub history: Option<String>,
+
+    /// Output format (of the findings, or of --history).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RecordFormat,
+
+    /// Also list the info findings and the domains not watched, and why.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 }
 
 #[derive(Debug, Args)]

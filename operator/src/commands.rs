@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use crate::cli::{
     CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs,
     ExportFormat, LoadArgs, MetricsArgs, PruneArgs, QuarantineArgs, RecordFormat, Select,
-    SummaryArgs, SummaryFormat, Trusted,
+    SummaryArgs, SummaryFormat, Trusted, WatchArgs,
 };
 use crate::exit::Failure;
 use crate::trust::Trust;
@@ -28,6 +28,20 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Load(a) => load_cmd(a),
         Command::Prune(a) => prune_cmd(a),
         Command::Quarantine(a) => quarantine_cmd(a),
+        Command::Watch(a) => watch_cmd(a),
+    }
+}
+
+fn watch_cmd(a: WatchArgs) -> Result<(), Failure> {
+    if let Some(d) = &a.history {
+        return write_stdout(&crate::watch::show_history(&a.state, d, a.format)?);
+    }
+    let settings = probe_settings(&a.probe)?;
+    let o = crate::watch::run(&a, &settings, now())?;
+    write_stdout(&o.out)?;
+    match o.status {
+        0 => Ok(()),
+        s => Err(Failure::quiet(s)),
     }
 }
 
@@ -230,6 +244,7 @@ pub(crate) fn probe_settings(
         ehlo,
         cache: None,
         nat64: Default::default(),
+        gate: Default::default(),
     })
 }
 

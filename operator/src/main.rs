@@ -39,6 +39,7 @@ mod spool;
 mod summary;
 mod trust;
 mod txt_record;
+mod watch;
 mod webpki;
 mod window;
 

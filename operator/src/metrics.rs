@@ -276,7 +276,7 @@ pub fn label(v: &str) -> String {
 }
 
 /// The exposition text for a state.
-fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn head(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 

@@ -727,7 +727,7 @@ pub fn collect_db(
     trust: &Trust,
 ) -> Result<Summary, DbError> {
     let mut readers: Vec<Box<dyn Reader>> = Vec::new();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let cores = self::readers();
     while readers.len() + 1 < cores {
         match reader.another_reader() {
             Ok(Some(r)) => readers.push(r),

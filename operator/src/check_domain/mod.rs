@@ -148,6 +148,8 @@ pub struct MxFacts {
     pub tlsa_bogus: Option<String>,
     pub tlsa_failed: Option<String>,
     pub tlsa_count: usize,
+    /// The TLSA records in presentation form (at most probe::dane::MAX_TLSA).
+    pub tlsa_records: Vec<String>,
     /// Every address record of the host validated (DNSSEC).
     pub addresses_secure: bool,
 }

@@ -37,6 +37,51 @@ pub struct Settings {
     pub cache: Option<std::sync::Arc<Cache>>,
     /// The network's NAT64 prefixes, discovered once per run (probe::Limits::refused).
     pub nat64: std::sync::Arc<std::sync::OnceLock<Vec<crate::probe::Nat64>>>,
+    /// Shared by the domains of one run: at most [`PER_ADDRESS`] probes of one address
+    /// at a time, however many MX names point at it.
+    pub gate: std::sync::Arc<Gate>,
+}
+
+/// Probes of one address at once (each is two connections in a row: with and without
+/// SNI), so that a run over many domains that share a provider's MX hosts stays polite.
+pub const PER_ADDRESS: usize = 2;
+
+/// Counts the probes running per address ([`PER_ADDRESS`] at most).
+#[derive(Default)]
+pub struct Gate {
+    running: Mutex<std::collections::HashMap<IpAddr, usize>>,
+    freed: std::sync::Condvar,
+}
+
+/// A probe's place at the gate, given back when dropped.
+pub struct Pass<'g> {
+    gate: &'g Gate,
+    ip: IpAddr,
+}
+
+impl Gate {
+    /// Waits for a place to probe `ip`.
+    pub fn enter(&self, ip: IpAddr) -> Pass<'_> {
+        let mut running = self.running.lock().expect("no panics while held");
+        while running.get(&ip).copied().unwrap_or(0) >= PER_ADDRESS {
+            running = self.freed.wait(running).expect("no panics while held");
+        }
+        *running.entry(ip).or_default() += 1;
+        Pass { gate: self, ip }
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut running = self.gate.running.lock().expect("no panics while held");
+        if let Some(n) = running.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.ip);
+            }
+        }
+        self.gate.freed.notify_all();
+    }
 }
 
 /// Probe results by (MX host, address): only finished ones (a probe that the domain's
@@ -166,7 +211,7 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                         } => {
                             f.tlsa_secure = secure;
                             f.tlsa_count = records.len();
-                            *tlsa.lock().expect("no panics while held") = records
+                            let recs: Vec<dane::Record> = records
                                 .iter()
                                 .filter_map(|r| match r {
                                     RData::TLSA(t) => Some((
@@ -178,6 +223,12 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                                     _ => None,
                                 })
                                 .collect();
+                            f.tlsa_records = recs
+                                .iter()
+                                .take(dane::MAX_TLSA)
+                                .map(dane::presentation)
+                                .collect();
+                            *tlsa.lock().expect("no panics while held") = recs;
                         }
                         Lookup::NxDomain { secure } | Lookup::NoData { secure } => {
                             f.tlsa_secure = secure
@@ -231,7 +282,8 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                             match &*slot {
                                 Some(a) => a.clone(),
                                 None => {
-                                    let a = observe_address(host, ip, &tlsa, &f, &limits, now);
+                                    let a =
+                                        observe_address(host, ip, &tlsa, &f, &limits, now, &s.gate);
                                     if !limits.expired() {
                                         *slot = Some(a.clone());
                                     }
@@ -239,7 +291,7 @@ pub fn observe(s: &Settings, domain: &str, only: Option<&[String]>) -> DomainRep
                                 }
                             }
                         }
-                        None => observe_address(host, ip, &tlsa, &f, &limits, now),
+                        None => observe_address(host, ip, &tlsa, &f, &limits, now, &s.gate),
                     };
                     addresses[i].lock().expect("no panics while held").push(a);
                 }
@@ -442,7 +494,9 @@ fn observe_address(
     mf: &MxFacts,
     limits: &Limits,
     now: i64,
+    gate: &Gate,
 ) -> Address {
+    let _pass = gate.enter(ip);
     let mut a = Address {
         address: ip.to_string(),
         dnssec: if mf.tlsa_bogus.is_some() {

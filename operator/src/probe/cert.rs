@@ -29,6 +29,9 @@ pub struct CertInfo {
     pub not_before: String,
     #[serde(rename = "not-after")]
     pub not_after: String,
+    /// The same as seconds since the epoch (for watch's metrics and history).
+    #[serde(skip)]
+    pub not_after_ts: i64,
     /// The chain leads to a trusted root (the system's public roots or `--ca-file`).
     pub trusted: bool,
     /// Valid for the host name asked for.
@@ -202,6 +205,7 @@ pub fn judge(
         issuer: p.issuer,
         not_before: rfc3339(p.not_before),
         not_after: rfc3339(p.not_after),
+        not_after_ts: p.not_after,
         trusted,
         matches_host,
         days_left: (p.not_after - now).div_euclid(86_400),

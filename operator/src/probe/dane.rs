@@ -87,6 +87,13 @@ impl<'c> Digests<'c> {
     }
 }
 
+/// A record in presentation form, `3 1 1 ab12…` (the data cut to 64 hex digits).
+pub fn presentation((usage, selector, mtype, data): &Record) -> String {
+    let hex: String = data.iter().take(32).map(|b| format!("{b:02x}")).collect();
+    let ell = if data.len() > 32 { "…" } else { "" };
+    format!("{usage} {selector} {mtype} {hex}{ell}")
+}
+
 /// Matches the records (`(usage, selector, matching type, data)`) against `chain`.
 /// `host`: the MX name (DANE-TA checks it); `now`: Unix seconds. Bounded: at most
 /// [`MAX_TLSA`] records and [`MAX_CHAIN`] certificates are looked at, each digest is
@@ -122,13 +129,7 @@ pub fn check(
             });
             break;
         }
-        let hex: String = data.iter().take(32).map(|b| format!("{b:02x}")).collect();
-        let shown = if data.len() > 32 {
-            format!("{hex}…")
-        } else {
-            hex
-        };
-        let record = format!("{usage} {selector} {mtype} {shown}");
+        let record = presentation(&(*usage, *selector, *mtype, data.clone()));
         let usable = matches!(usage, 2 | 3) && matches!(selector, 0 | 1) && matches!(mtype, 0..=2);
         let mut t = Tlsa {
             record,

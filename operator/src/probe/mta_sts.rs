@@ -24,6 +24,25 @@ pub enum Mode {
     None,
 }
 
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Testing => "testing",
+            Mode::None => "none",
+        }
+    }
+
+    /// How much it protects: enforce 2, testing 1, none 0.
+    pub fn rank(self) -> u8 {
+        match self {
+            Mode::Enforce => 2,
+            Mode::Testing => 1,
+            Mode::None => 0,
+        }
+    }
+}
+
 /// A policy as senders read it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
