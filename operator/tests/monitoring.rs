@@ -428,6 +428,8 @@ fn promtool_rule_unit_tests_pass() {
     for args in [
         vec!["check", "rules", "tlsrpt.rules.yml"],
         vec!["test", "rules", "tlsrpt.rules.test.yml"],
+        vec!["check", "rules", "tlsrpt-watch.rules.yml"],
+        vec!["test", "rules", "tlsrpt-watch.rules.test.yml"],
     ] {
         let o = Command::new(&promtool)
             .args(&args)

@@ -41,6 +41,10 @@
 #                 "é"s (17 strings), to cut on a character boundary
 #   flood         MX mx.flood (127.0.0.11), 1,000 TLSA 2 0 1 records
 #   escapes       MX good, MTA-STS enforce; the policy's values carry terminal escapes
+#   watched       MX good, MTA-STS enforce from www/watch/watched.txt (the watch tests
+#                 rewrite it between runs)
+#   added         MX good, MTA-STS enforce naming mx.good only (the watch tests add an MX
+#                 to the zone file and reload NSD)
 #   bench         3 MX hosts with an IPv4 and an IPv6 address each (127.0.0.41-43, fd00::41-43),
 #                 MTA-STS enforce (mx: *.bench.plain.test): the benchmark's domain
 set -euo pipefail
@@ -110,7 +114,7 @@ cert() {
     cat "$name.pem" > "$name.chain.pem"
 }
 cert good mx.good.plain.test "DNS:mx.good.plain.test,DNS:mx.uncovered-b.plain.test,DNS:mx.tlsaplain.plain.test"
-cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test,DNS:mta-sts.bench.plain.test,DNS:mta-sts.escapes.plain.test$(for c in $ABNF record; do printf ',DNS:mta-sts.abnf-%s.plain.test' "$c"; done)"
+cert sts mta-sts.good.plain.test "DNS:mta-sts.good.plain.test,DNS:mta-sts.expired-sts.plain.test,DNS:mta-sts.selfsigned.plain.test,DNS:mta-sts.notls.plain.test,DNS:mta-sts.eku.plain.test,DNS:mta-sts.old.plain.test,DNS:mta-sts.uncovered.plain.test,DNS:mta-sts.redirect.plain.test,DNS:mta-sts.wrongtype.plain.test,DNS:mta-sts.badpolicy.plain.test,DNS:mta-sts.untrusted.plain.test,DNS:mta-sts.tworecords.plain.test,DNS:mta-sts.bench.plain.test,DNS:mta-sts.escapes.plain.test,DNS:mta-sts.watched.plain.test,DNS:mta-sts.added.plain.test$(for c in $ABNF record; do printf ',DNS:mta-sts.abnf-%s.plain.test' "$c"; done)"
 cert expired mx.expired.plain.test "DNS:mx.expired.plain.test" server 20250101000000Z 20251201000000Z
 cert wrongname other.plain.test "DNS:other.plain.test"
 cert soon mx.soon.plain.test "DNS:mx.soon.plain.test" server "$(date -u -d '-30 days' +%Y%m%d%H%M%SZ)" "$(date -u -d '+5 days' +%Y%m%d%H%M%SZ)"
@@ -145,7 +149,7 @@ tlsrpt() { printf '_smtp._tls.%s TXT "v=TLSRPTv1; rua=mailto:tls-reports@%s.%s"\
 sts() { printf '_mta-sts.%s TXT "v=STSv1; id=2026120601"\nmta-sts.%s A 127.0.0.30\n' "$1" "$1"; }
 {
     common plain.test
-    for c in good expired expired-sts wrongname selfsigned soon notls sni eku old uncovered redirect wrongtype badpolicy untrusted nohost tworecords tlsaplain stall garbage huge reset refused bench; do
+    for c in good expired expired-sts wrongname selfsigned soon notls sni eku old uncovered redirect wrongtype badpolicy untrusted nohost tworecords tlsaplain stall garbage huge reset refused bench watched added; do
         tlsrpt "$c" plain.test
     done
     echo 'mx.good A 127.0.0.11'
@@ -160,7 +164,10 @@ sts() { printf '_mta-sts.%s TXT "v=STSv1; id=2026120601"\nmta-sts.%s A 127.0.0.3
     echo 'mx.uncovered-b A 127.0.0.11'
     echo 'mx.tlsaplain A 127.0.0.11'
     echo "_25._tcp.mx.tlsaplain TLSA 3 1 1 $(spki good.pem)"
-    for c in good expired-sts selfsigned notls eku old uncovered redirect wrongtype badpolicy untrusted tworecords bench; do sts "$c"; done
+    for c in good expired-sts selfsigned notls eku old uncovered redirect wrongtype badpolicy untrusted tworecords bench watched added; do sts "$c"; done
+    # tlsrpt watch: a policy the test rewrites, a domain the test gives a second MX.
+    echo 'watched MX 10 mx.good'
+    echo 'added MX 10 mx.good'
     for c in $ABNF; do sts "abnf-$c"; echo "abnf-$c MX 10 mx.good"; tlsrpt "abnf-$c" plain.test; done
     # Hostile DNS: a long multi-byte TXT record, a TLSA flood.
     long=$(printf '"%s" ' $(for _ in $(seq 16); do printf 'a%.0s' $(seq 255); echo; done) "$(printf 'a%.0s' $(seq 15))$(for _ in $(seq 60); do printf '\\195\\169'; done)")
@@ -342,7 +349,9 @@ printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 60
 printf 'version: STSv2\r\nmode: strict\r\nmax_age: forever\r\n' > www/bad/badpolicy.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: *.bench.plain.test\r\nmax_age: 604800\r\n' > www/good/bench.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmx: \033]0;pwned\007.example\r\nmax_age: 604800\r\nnote: \033[31mred\033[0m \342\200\256gnp.exe\r\n' > www/good/escapes.txt
-mkdir -p www/abnf
+mkdir -p www/abnf www/watch
+# Rewritten by the watch tests (operator/tests/watch.rs) between runs.
+printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 86400\r\n' > www/watch/watched.txt
 printf 'version: STSv1\r\n\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\n' > www/abnf/blank.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test\r\nmax_age: 604800\r\nnote: a\tb\r\n' > www/abnf/tab.txt
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.plain.test.\r\nmax_age: 604800\r\n' > www/abnf/dot.txt
@@ -385,6 +394,8 @@ nginx_site mta-sts.untrusted.plain.test sts-untrusted "alias $D/www/good/enforce
 nginx_site mta-sts.bench.plain.test sts "alias $D/www/good/bench.txt;"
 for c in $ABNF; do nginx_site "mta-sts.abnf-$c.plain.test" sts "alias $D/www/abnf/$c.txt;"; done
 nginx_site mta-sts.abnf-record.plain.test sts "alias $D/www/good/enforce.txt;"
+nginx_site mta-sts.watched.plain.test sts "alias $D/www/watch/watched.txt;"
+nginx_site mta-sts.added.plain.test sts "alias $D/www/good/uncovered.txt;"
 nginx_site mta-sts.escapes.plain.test sts "alias $D/www/good/escapes.txt;"
 echo '}' >> nginx.conf
 nginx -t -c "$D/nginx.conf"
