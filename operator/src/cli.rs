@@ -487,9 +487,17 @@ pub struct CheckDomainArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 14)]
     pub expiry_warning: u32,
 
-    /// Output format.
+    /// Output format: text, json, or plugin (the monitoring-plugins line with perfdata
+    /// days_to_expiry, for Icinga/Nagios).
     #[arg(long, value_enum, default_value = "text")]
-    pub format: RecordFormat,
+    pub format: DomainFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DomainFormat {
+    Text,
+    Json,
+    Plugin,
 }
 
 #[derive(Debug, Args)]

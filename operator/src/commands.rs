@@ -6,9 +6,9 @@
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{
-    CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, ExportArgs,
-    ExportFormat, LoadArgs, MetricsArgs, PruneArgs, QuarantineArgs, RecordFormat, Select,
-    SummaryArgs, SummaryFormat, Trusted, WatchArgs,
+    CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, DomainFormat,
+    ExportArgs, ExportFormat, LoadArgs, MetricsArgs, PruneArgs, QuarantineArgs, RecordFormat,
+    Select, SummaryArgs, SummaryFormat, Trusted, WatchArgs,
 };
 use crate::exit::Failure;
 use crate::trust::Trust;
@@ -146,8 +146,14 @@ fn check_domain_cmd(a: CheckDomainArgs) -> Result<(), Failure> {
         let items = check_domain::offline(a.sts_record.as_deref(), body.as_deref());
         let (text, status) = check_domain::offline_text(&items);
         let out = match a.format {
-            RecordFormat::Text => text,
-            RecordFormat::Json => {
+            DomainFormat::Text => text,
+            DomainFormat::Plugin => {
+                return Err(Failure::with(
+                    crate::exit::UNKNOWN,
+                    "--format plugin checks domains live: give a DOMAIN, not --sts-record or --sts-policy",
+                ));
+            }
+            DomainFormat::Json => {
                 let mut j = serde_json::to_string_pretty(
                     &serde_json::json!({ "status": status, "checked": items }),
                 )
@@ -173,8 +179,9 @@ fn check_domain_cmd(a: CheckDomainArgs) -> Result<(), Failure> {
         })
         .collect();
     let out = match a.format {
-        RecordFormat::Text => check_domain::text::text(&reports),
-        RecordFormat::Json => check_domain::json(&reports),
+        DomainFormat::Text => check_domain::text::text(&reports),
+        DomainFormat::Json => check_domain::json(&reports),
+        DomainFormat::Plugin => check_domain::plugin::output(&reports, a.expiry_warning),
     };
     write_stdout(&out)?;
     match check_domain::status(&reports) {

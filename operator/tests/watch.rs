@@ -496,3 +496,64 @@ fn nothing_to_watch_is_unknown_and_the_textfile_is_written() {
         stderr(&o)
     );
 }
+
+/// The monitoring-plugins form of the live check (for shops without Prometheus): one
+/// line with the status and perfdata of the days to the first certificate expiry, a
+/// line per finding, the exit status the line says.
+#[test]
+#[ignore = "needs the probe world (Postfix, nginx, NSD, unbound)"]
+fn check_domain_as_a_monitoring_plugin() {
+    let w = world();
+    let plugin = |d: &str| {
+        let o = run(&[
+            "check-domain",
+            "--nameserver",
+            "127.0.0.1",
+            "--ca-file",
+            w.ca.to_str().unwrap(),
+            "--allow-private-addresses",
+            "--timeout",
+            "3",
+            "--format",
+            "plugin",
+            d,
+        ]);
+        (o.status.code().unwrap(), stdout(&o))
+    };
+    let (st, out) = plugin("soon.plain.test");
+    let first = out.lines().next().unwrap();
+    let days = first
+        .split("days_to_expiry=")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no days_to_expiry: {out}"));
+    assert!((4..=5).contains(&days), "{out}");
+    assert!(
+        first.contains("days_to_expiry=") && first.contains(";14:;0:"),
+        "{out}"
+    );
+    let label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][st as usize];
+    assert!(
+        first.starts_with(&format!("TLSRPT {label} - soon.plain.test: ")),
+        "{out}"
+    );
+    assert!(st >= 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("certificate-expires-soon mx.soon.plain.test: ")),
+        "{out}"
+    );
+    let (st, out) = plugin("good.plain.test");
+    assert_eq!(st, 0, "{out}");
+    assert!(out.starts_with("TLSRPT OK - good.plain.test: "), "{out}");
+    assert!(out.contains("errors=0;;0;0 warnings=0;0;;0"), "{out}");
+    let (st, out) = plugin("expired-sts.plain.test");
+    assert_eq!(st, 2, "{out}");
+    assert!(out.starts_with("TLSRPT CRITICAL - "), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("CRITICAL: expired-sts.plain.test certificate-expired")),
+        "{out}"
+    );
+}

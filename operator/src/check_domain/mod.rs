@@ -12,6 +12,7 @@
 
 pub mod judge;
 pub mod observe;
+pub mod plugin;
 pub mod text;
 
 use serde::Serialize;
