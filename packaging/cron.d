@@ -10,6 +10,10 @@
 # writable by tlsrpt).
 #* * * * *    tlsrpt  /usr/bin/tlsrpt metrics --textfile /var/lib/prometheus/node-exporter/tlsrpt.prom
 #
+# Check every domain of ours live (MTA-STS, MX certificates, STARTTLS, DANE), hourly,
+# with a memory of what changed in /var/lib/tlsrpt/watch; findings are mailed by cron.
+#17 * * * *   tlsrpt  /usr/bin/tlsrpt watch --spool /var/spool/tlsrpt --textfile /var/lib/prometheus/node-exporter/tlsrpt-watch.prom
+#
 # The weekly digest, Mondays 07:00.
 #0 7 * * 1    tlsrpt  /usr/bin/tlsrpt summary --since 7d --mail-to postmaster@localhost
 #

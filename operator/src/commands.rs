@@ -36,8 +36,10 @@ fn watch_cmd(a: WatchArgs) -> Result<(), Failure> {
     if let Some(d) = &a.history {
         return write_stdout(&crate::watch::show_history(&a.state, d, a.format)?);
     }
-    let settings = probe_settings(&a.probe)?;
-    let o = crate::watch::run(&a, &settings, now())?;
+    let (t, started) = (now(), std::time::Instant::now());
+    let o = probe_settings(&a.probe)
+        .and_then(|s| crate::watch::run(&a, &s, t))
+        .inspect_err(|_| crate::watch::textfile_after_failure(&a, t, started))?;
     write_stdout(&o.out)?;
     match o.status {
         0 => Ok(()),

@@ -778,7 +778,12 @@ check "cron: the metrics job, as tlsrpt" cron_job 'tlsrpt metrics'
 check "cron: metrics and heartbeat written" test -s /var/lib/prometheus/node-exporter/tlsrpt.prom -a -s /var/lib/prometheus/node-exporter/tlsrpt.run.prom
 # The report came without DKIM: counted apart, under "(other)" (no domain of ours).
 check "cron: the report counted" grep -qF 'tlsrpt_unauthenticated_reports_total{policy_domain="(other)"} 1' /var/lib/prometheus/node-exporter/tlsrpt.prom
-if [ -n "$PROM_MADE" ]; then rm -rf /var/lib/prometheus; else rm -f /var/lib/prometheus/node-exporter/tlsrpt.*; fi
+# The watch job: the report's domain cannot be looked up in this root (no network), so
+# nothing is judged fine: exit 3, and its textfile says so for the alerts.
+watch_job() { cron_job 'tlsrpt watch'; [ $? = 3 ]; }
+check "cron: the watch job, as tlsrpt: nothing it could look up, exit 3" watch_job
+check "cron: the watch textfile says it could not check" grep -qx 'tlsrpt_watch_status 3' /var/lib/prometheus/node-exporter/tlsrpt-watch.prom
+if [ -n "$PROM_MADE" ]; then rm -rf /var/lib/prometheus; else rm -f /var/lib/prometheus/node-exporter/tlsrpt.* /var/lib/prometheus/node-exporter/tlsrpt-watch.prom; fi
 chmod 0770 "$SPOOL"
 SUM=$(cat "$SPOOL"/*.jsonl | sha256sum)
 check "upgrade: dpkg -i $(basename "$DEB2")" sh -c "dpkg -i '$DEB2' >/dev/null"

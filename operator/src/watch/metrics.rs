@@ -21,6 +21,8 @@ pub struct Run {
     pub duration: f64,
     /// Domains from the spool that are not ours (not connected to).
     pub not_ours: usize,
+    /// Domains of the reports whose TLSRPT record could not be looked up this run.
+    pub undecided: usize,
     /// Domains the run's time did not reach.
     pub not_checked: Vec<String>,
     /// The run's exit status.
@@ -55,11 +57,12 @@ pub fn render(reports: &[DomainReport], run: &Run) -> String {
         &mut o,
         "tlsrpt_watch_domains",
         "gauge",
-        "Domains of the last run: checked, not-ours (named by reports but not ours: not connected to), not-checked (the run's time was spent).",
+        "Domains of the last run: checked, not-ours (named by reports but not ours: not connected to), undecided (their TLSRPT record could not be looked up), not-checked (the run's time was spent).",
     );
     for (state, n) in [
         ("checked", reports.len()),
         ("not-ours", run.not_ours),
+        ("undecided", run.undecided),
         ("not-checked", run.not_checked.len()),
     ] {
         let _ = writeln!(o, "tlsrpt_watch_domains{{state=\"{state}\"}} {n}");

@@ -122,6 +122,25 @@ pub fn show_history(
     })
 }
 
+/// A run that failed before it could judge anything (the resolver, the state, the
+/// domains file): the textfile still says so (status 3, no domain checked), so that
+/// the alerts on it fire instead of going quiet, unless another run holds the state
+/// (its own textfile is the truth).
+pub fn textfile_after_failure(a: &WatchArgs, now: i64, started: Instant) {
+    let Some(tf) = &a.textfile else { return };
+    if state::busy(&a.state) {
+        return;
+    }
+    let run = metrics::Run {
+        now,
+        duration: started.elapsed().as_secs_f64(),
+        status: UNKNOWN,
+        ..Default::default()
+    };
+    // Best effort: the failure itself is what the caller reports.
+    let _ = crate::metrics::write_atomic(tf, metrics::render(&[], &run).as_bytes(), 0o644);
+}
+
 /// One pass over every domain.
 pub fn run(a: &WatchArgs, settings: &Settings, now: i64) -> Result<Outcome, Failure> {
     let started = Instant::now();
@@ -196,6 +215,21 @@ pub fn run(a: &WatchArgs, settings: &Settings, now: i64) -> Result<Outcome, Fail
     } else {
         ours.split(&unlisted, &dns, settings.domain_timeout)
     };
+    // Whether a domain is ours could not be told (its record not looked up, the run's
+    // lookups or time spent): not judged, so not fine either.
+    let undecided: Vec<&(String, String)> = not_ours
+        .iter()
+        .filter(|(_, why)| why != crate::ours::NOT_OURS)
+        .collect();
+    for (d, why) in undecided.iter().take(20) {
+        trouble.push(format!("{d}: {why}"));
+    }
+    if undecided.len() > 20 {
+        trouble.push(format!(
+            "and {} more domain(s) of the reports not looked up",
+            undecided.len() - 20
+        ));
+    }
     let mut domains: Vec<String> = ours.listed.iter().cloned().collect();
     domains.extend(found_ours);
     if domains.len() > MAX_DOMAINS {
@@ -306,7 +340,8 @@ pub fn run(a: &WatchArgs, settings: &Settings, now: i64) -> Result<Outcome, Fail
         let run = metrics::Run {
             now,
             duration: started.elapsed().as_secs_f64(),
-            not_ours: not_ours.len(),
+            not_ours: not_ours.len() - undecided.len(),
+            undecided: undecided.len(),
             not_checked: not_checked.clone(),
             status,
         };

@@ -125,6 +125,21 @@ pub fn open(dir: &Path) -> Result<(Locked, State), String> {
     ))
 }
 
+/// Whether another run holds the lock of `dir` now.
+pub fn busy(dir: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(dir.join(LOCK_FILE))
+    else {
+        return false;
+    };
+    matches!(
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}
+
 impl Locked {
     /// Writes the state atomically and durably.
     pub fn save(&self, st: &State) -> Result<(), String> {
