@@ -266,6 +266,11 @@ pub struct SummaryArgs {
     #[arg(long)]
     pub probe: bool,
 
+    /// Show what `tlsrpt watch` last found at each domain (its state directory), and
+    /// what it saw change inside the window; said when its last run is stale.
+    #[arg(long, value_name = "DIR", env = "TLSRPT_WATCH_STATE")]
+    pub watch_state: Option<PathBuf>,
+
     /// A report address of this installation (repeatable; `https://...` for a web
     /// endpoint, whose reports carry no address of delivery): a domain whose TLSRPT rua
     /// names it is ours (--probe). The environment variable takes a comma-separated list.

@@ -386,6 +386,9 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
         let settings = probe_settings(&a.probe_args)?;
         crate::live::annotate(&mut doc, &settings, now, &ours);
     }
+    if let Some(dir) = &a.watch_state {
+        crate::watch::annotate(&mut doc, dir, w, now);
+    }
     if !a.mail_to.is_empty() {
         let boundary = digest::random_boundary().map_err(Failure::failed)?;
         let msg = digest::message(

@@ -40,6 +40,31 @@ pub struct Doc {
     /// Messages the delivery set aside as unreadable in the window (their reports are
     /// in no figure above): `tlsrpt quarantine list`.
     pub quarantined: u64,
+    /// `summary --watch-state DIR`: what `tlsrpt watch` last found (crate::watch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchRunDoc>,
+}
+
+/// The watch's last run, as the summary shows it.
+#[derive(Debug, Serialize)]
+pub struct WatchRunDoc {
+    #[serde(rename = "last-run", skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+    /// Why what it says may not be current or complete (stale, unreadable, no run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// What `tlsrpt watch` last found at a domain, and what changed inside the window.
+#[derive(Debug, Serialize)]
+pub struct DomainWatchDoc {
+    #[serde(rename = "checked-at")]
+    pub checked_at: String,
+    /// check-domain's exit status for the domain: 0 ok, 1 warnings, 2 errors, 3 could
+    /// not check.
+    pub status: u8,
+    pub findings: Vec<crate::watch::history::Stored>,
+    pub changes: Vec<crate::watch::history::Change>,
 }
 
 /// What the spools hold when the window holds nothing.
@@ -325,6 +350,9 @@ pub struct DomainDoc {
     /// `summary --probe`: the domain checked live.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<DomainLiveDoc>,
+    /// `summary --watch-state`: what the watch last found here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<DomainWatchDoc>,
     /// With --include-unauthenticated: how many of the reports counted here have no
     /// trusted DKIM pass.
     #[serde(rename = "unauthenticated-reports", skip_serializing_if = "is_zero")]
@@ -584,6 +612,7 @@ fn domain_doc(
             v
         },
         live: None,
+        watch: None,
         unauthenticated_reports: 0,
         previous: PreviousDoc {
             sessions: pd,
@@ -655,6 +684,7 @@ pub fn document(s: Summary, skipped: Skipped, spools: &[PathBuf]) -> Doc {
         spools: spools.iter().map(|p| p.display().to_string()).collect(),
         empty_window: None,
         quarantined: 0,
+        watch: None,
     }
 }
 

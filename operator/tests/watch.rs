@@ -557,3 +557,125 @@ fn check_domain_as_a_monitoring_plugin() {
         "{out}"
     );
 }
+
+/// The summary (table, HTML, JSON; the digest is made of the first two) shows what the
+/// watch last found beside the reports of each domain it checks, and the changes inside
+/// the window; a stale or absent memory is said, never an empty "all is well". The
+/// memory is written here as a run would leave it.
+#[test]
+fn the_summary_shows_what_the_watch_found() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Spool::new(t.path(), "spool");
+    let n = now();
+    let day = n - n % DAY - DAY;
+    s.put(&record(
+        "Google Inc.",
+        "w-1",
+        day,
+        day + DAY + 60,
+        true,
+        vec![policy("sts", "a.example", 90, 0, vec![])],
+    ));
+    let state = t.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let memory = |last_run: i64| {
+        json!({
+            "version": 1,
+            "last-run": last_run,
+            "domains": {"a.example": {
+                "observed": {"sts-policy": last_run, "sts-record": last_run},
+                "seen": [
+                    {"kind": "sts-id", "id": "20260101", "first": day - 40 * DAY, "last": last_run},
+                    {"kind": "sts-policy", "mode": "enforce", "max-age": 604800, "mx": ["mx.a.example"],
+                     "text": "version: STSv1", "first": day - 40 * DAY, "last": day - 3600},
+                    {"kind": "sts-policy", "mode": "testing", "max-age": 604800, "mx": ["mx.a.example"],
+                     "text": "version: STSv1", "first": day, "last": last_run}
+                ],
+                "checked-at": last_run,
+                "status": 2,
+                "findings": [
+                    {"code": "sts-policy-changed-without-id", "severity": "error",
+                     "message": "the MTA-STS policy of a.example changed <b>here</b>"},
+                    {"code": "sts-max-age-short", "severity": "info", "message": "an info line"}
+                ]
+            }}
+        })
+    };
+    std::fs::write(state.join("watch.json"), memory(n - 600).to_string()).unwrap();
+    let summary = |format: &str| {
+        let o = run(&[
+            "summary",
+            "--spool",
+            s.dir.to_str().unwrap(),
+            "--since",
+            "7d",
+            "--watch-state",
+            state.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let text = summary("table");
+    assert!(text.contains("tlsrpt watch, checked "), "{text}");
+    assert!(
+        text.contains("error sts-policy-changed-without-id:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("new:") && text.contains("MTA-STS policy: mode testing"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("an info line"),
+        "info findings are not shown: {text}"
+    );
+    assert!(text.contains("tlsrpt watch last ran at"), "{text}");
+    let html = summary("html");
+    assert!(html.contains("tlsrpt watch, checked"), "{html}");
+    assert!(
+        html.contains("changed &lt;b&gt;here&lt;/b&gt;"),
+        "escaped: {html}"
+    );
+    let doc: Value = serde_json::from_str(&summary("json")).unwrap();
+    let d = domain(&doc, "a.example");
+    assert_eq!(d["watch"]["status"], 2);
+    assert_eq!(d["watch"]["findings"].as_array().unwrap().len(), 1);
+    let changes: Vec<(&str, &str)> = d["watch"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["change"].as_str().unwrap(), c["what"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "last seen",
+                "MTA-STS policy: mode enforce, max_age 604800, mx mx.a.example"
+            ),
+            (
+                "new",
+                "MTA-STS policy: mode testing, max_age 604800, mx mx.a.example"
+            )
+        ]
+    );
+    assert!(doc["watch"]["problem"].is_null(), "{:#}", doc["watch"]);
+
+    // A memory four hours old: said stale.
+    std::fs::write(state.join("watch.json"), memory(n - 4 * 3600).to_string()).unwrap();
+    let doc: Value = serde_json::from_str(&summary("json")).unwrap();
+    assert!(
+        doc["watch"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("is its timer running?"),
+        "{:#}",
+        doc["watch"]
+    );
+    // None at all: said.
+    std::fs::remove_file(state.join("watch.json")).unwrap();
+    let text = summary("table");
+    assert!(text.contains("tlsrpt watch has not run yet"), "{text}");
+}

@@ -243,6 +243,46 @@ fn domain(out: &mut String, d: &DomainDoc, id: usize) {
             );
         }
     }
+    if let Some(wd) = &d.watch {
+        let _ = write!(
+            out,
+            "<h3 style=\"font-size:15px;margin:12px 0 4px 0\">tlsrpt watch, checked {}</h3>",
+            esc(&wd.checked_at)
+        );
+        if wd.findings.is_empty() {
+            out.push_str(if wd.status == 3 {
+                "<p>It could not check everything (run <code>tlsrpt watch</code> by hand).</p>"
+            } else {
+                "<p>No problem found.</p>"
+            });
+        } else {
+            table(
+                out,
+                &["severity", "code", "host", "what is wrong, and the fix"],
+                wd.findings.iter().map(|f| {
+                    vec![
+                        f.severity.clone(),
+                        f.code.clone(),
+                        f.host.clone().unwrap_or_default(),
+                        f.message.clone(),
+                    ]
+                }),
+            );
+        }
+        if !wd.changes.is_empty() {
+            table(
+                out,
+                &["when", "change", "what"],
+                wd.changes.iter().map(|c| {
+                    vec![
+                        crate::window::rfc3339(c.at),
+                        c.change.to_owned(),
+                        c.what.clone(),
+                    ]
+                }),
+            );
+        }
+    }
     out.push_str("<h3 style=\"font-size:15px;margin:12px 0 4px 0\">By policy type</h3>");
     table(
         out,
@@ -548,6 +588,21 @@ pub fn render(doc: &Doc) -> String {
             out.push_str("</ul>");
         }
         overview(&mut out, &u.domains, false);
+    }
+    if let Some(wr) = &doc.watch {
+        match (&wr.last_run, &wr.problem) {
+            (_, Some(p)) => {
+                let _ = write!(out, "<p><b>Live checks</b>: {}</p>", esc(p));
+            }
+            (Some(at), None) => {
+                let _ = write!(
+                    out,
+                    "<p>Live checks: tlsrpt watch last ran at {}; its findings are beside each domain it checks.</p>",
+                    esc(at)
+                );
+            }
+            (None, None) => {}
+        }
     }
     if doc.quarantined > 0 {
         let _ = write!(

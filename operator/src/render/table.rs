@@ -70,6 +70,42 @@ fn t(s: &str) -> String {
 }
 
 /// Word-wraps `text` to the width, every line after the first indented by `indent`.
+/// What `tlsrpt watch` last found at a domain and what changed in the window.
+fn watch_lines(out: &mut String, wd: &crate::summary::DomainWatchDoc) {
+    let _ = writeln!(
+        out,
+        "  tlsrpt watch, checked {}: {}",
+        wd.checked_at,
+        match wd.status {
+            0 => "no problem found",
+            1 => "warnings",
+            2 => "errors",
+            _ => "could not check everything",
+        }
+    );
+    for f in &wd.findings {
+        let host = f
+            .host
+            .as_deref()
+            .map(|h| format!(" {}", t(h)))
+            .unwrap_or_default();
+        wrap(
+            out,
+            &format!("    {} {}{host}:", f.severity, f.code),
+            6,
+            &t(&f.message),
+        );
+    }
+    for c in &wd.changes {
+        wrap(
+            out,
+            &format!("    {} {}:", crate::window::rfc3339(c.at), c.change),
+            6,
+            &t(&c.what),
+        );
+    }
+}
+
 fn wrap(out: &mut String, first: &str, indent: usize, text: &str) {
     let mut line = first.to_owned();
     for word in text.split_whitespace() {
@@ -371,6 +407,9 @@ pub fn render(doc: &Doc, colour: bool) -> String {
                     );
                 }
             }
+            if let Some(wd) = &d.watch {
+                watch_lines(&mut out, wd);
+            }
         }
     }
     let u = &doc.unauthenticated;
@@ -397,6 +436,21 @@ pub fn render(doc: &Doc, colour: bool) -> String {
                 4,
                 &sessions_line(&d.sessions),
             );
+        }
+    }
+    if let Some(wr) = &doc.watch {
+        out.push('\n');
+        match (&wr.last_run, &wr.problem) {
+            (_, Some(p)) => wrap(&mut out, "", 2, &format!("Live checks: {}", t(p))),
+            (Some(at), None) => wrap(
+                &mut out,
+                "",
+                2,
+                &format!(
+                    "Live checks: tlsrpt watch last ran at {at}; its findings are beside each domain it checks."
+                ),
+            ),
+            (None, None) => {}
         }
     }
     if doc.quarantined > 0 {

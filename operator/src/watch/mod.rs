@@ -141,6 +141,77 @@ pub fn textfile_after_failure(a: &WatchArgs, now: i64, started: Instant) {
     let _ = crate::metrics::write_atomic(tf, metrics::render(&[], &run).as_bytes(), 0o644);
 }
 
+/// How old the watch's last run may be before the summary says its findings are stale
+/// (three runs of the hourly timer missed).
+pub const STALE_AFTER: i64 = 3 * 3600;
+
+/// `summary --watch-state DIR`: each domain of the summary that the watch checks gets
+/// what the watch last found there and its changes inside the summary's window; the
+/// document says when the watch last ran, and when its word is stale, could not be
+/// read, or absent (never an empty section that reads as "nothing wrong").
+pub fn annotate(
+    doc: &mut crate::summary::Doc,
+    dir: &std::path::Path,
+    window: crate::window::Window,
+    now: i64,
+) {
+    use crate::summary::{DomainWatchDoc, WatchRunDoc};
+    let st = match state::read(dir) {
+        Ok(Some(st)) => st,
+        Ok(None) => {
+            doc.watch = Some(WatchRunDoc {
+                last_run: None,
+                problem: Some(format!(
+                    "{}: tlsrpt watch has not run yet (nothing checked live)",
+                    dir.display()
+                )),
+            });
+            return;
+        }
+        Err(e) => {
+            doc.watch = Some(WatchRunDoc {
+                last_run: None,
+                problem: Some(format!("the watch's memory could not be read: {e}")),
+            });
+            return;
+        }
+    };
+    let stale = now.saturating_sub(st.last_run) > STALE_AFTER;
+    doc.watch = Some(WatchRunDoc {
+        last_run: Some(crate::window::rfc3339(st.last_run)),
+        problem: stale.then(|| {
+            format!(
+                "tlsrpt watch last ran at {}: what it found may have changed since (is its timer running?)",
+                crate::window::rfc3339(st.last_run)
+            )
+        }),
+    });
+    for d in doc
+        .domains
+        .iter_mut()
+        .chain(doc.unauthenticated.domains.iter_mut())
+    {
+        let Some(h) = st.domains.get(&d.policy_domain) else {
+            continue;
+        };
+        d.watch = Some(DomainWatchDoc {
+            checked_at: crate::window::rfc3339(h.checked_at),
+            status: h.status,
+            findings: h
+                .findings
+                .iter()
+                .filter(|f| f.severity != "info")
+                .cloned()
+                .collect(),
+            changes: h
+                .changes()
+                .into_iter()
+                .filter(|c| c.at > window.since && c.at <= window.until)
+                .collect(),
+        });
+    }
+}
+
 /// One pass over every domain.
 pub fn run(a: &WatchArgs, settings: &Settings, now: i64) -> Result<Outcome, Failure> {
     let started = Instant::now();
