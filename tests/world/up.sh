@@ -41,6 +41,8 @@
 #                 "é"s (17 strings), to cut on a character boundary
 #   flood         MX mx.flood (127.0.0.11), 1,000 TLSA 2 0 1 records
 #   escapes       MX good, MTA-STS enforce; the policy's values carry terminal escapes
+#   f0001 .. f1000  the fleet: MX mx1.bench and mx2.bench, MTA-STS enforce (one policy
+#                 server for all): the watch benchmark's 1,000 domains
 #   watched       MX good, MTA-STS enforce from www/watch/watched.txt (the watch tests
 #                 rewrite it between runs)
 #   added         MX good, MTA-STS enforce naming mx.good only (the watch tests add an MX
@@ -130,6 +132,8 @@ cert other-key unused.signed.test "DNS:unused.signed.test"
 cert daneta mx.daneta.signed.test "DNS:mx.daneta.signed.test"
 cat ca.pem >> daneta.chain.pem # DANE-TA: the trust anchor is sent (RFC 7672 §3.1.2)
 cert bench "mx1.bench.plain.test" "DNS:mx1.bench.plain.test,DNS:mx2.bench.plain.test,DNS:mx3.bench.plain.test"
+FLEET=$(seq -f 'f%04g' 1 1000)
+cert fleet mta-sts.f0001.plain.test "$(for f in $FLEET; do printf 'DNS:mta-sts.%s.plain.test,' "$f"; done | sed 's/,$//')"
 # Self-signed (no CA): the MX and an MTA-STS host.
 selfsigned() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
@@ -205,6 +209,13 @@ sts() { printf '_mta-sts.%s TXT "v=STSv1; id=2026120601"\nmta-sts.%s A 127.0.0.3
         echo "mx$n.bench A 127.0.0.4$n"
         echo "mx$n.bench AAAA fd00::4$n"
     done
+    # The fleet: 1,000 domains on two of the bench MX hosts, MTA-STS enforce each.
+    for f in $FLEET; do
+        echo "$f MX 10 mx1.bench"
+        echo "$f MX 20 mx2.bench"
+        tlsrpt "$f" plain.test
+        sts "$f"
+    done
 } > plain.test.zone
 {
     common signed.test
@@ -254,6 +265,9 @@ server:
     xfrdir: "$D"
     logfile: "$D/nsd.log"
     server-count: 1
+    # No response rate limiting: the watch benchmark asks about 1,000 domains at once
+    # from one address, which RRL (on by default) would answer with drops and SERVFAILs.
+    rrl-ratelimit: 0
 remote-control:
     control-enable: no
 EOF
@@ -394,6 +408,7 @@ nginx_site mta-sts.untrusted.plain.test sts-untrusted "alias $D/www/good/enforce
 nginx_site mta-sts.bench.plain.test sts "alias $D/www/good/bench.txt;"
 for c in $ABNF; do nginx_site "mta-sts.abnf-$c.plain.test" sts "alias $D/www/abnf/$c.txt;"; done
 nginx_site mta-sts.abnf-record.plain.test sts "alias $D/www/good/enforce.txt;"
+nginx_site '"~^mta-sts\.f[0-9]+\.plain\.test$"' fleet "alias $D/www/good/bench.txt;"
 nginx_site mta-sts.watched.plain.test sts "alias $D/www/watch/watched.txt;"
 nginx_site mta-sts.added.plain.test sts "alias $D/www/good/uncovered.txt;"
 nginx_site mta-sts.escapes.plain.test sts "alias $D/www/good/escapes.txt;"
