@@ -292,6 +292,11 @@ impl DaySeries {
         }
     }
 
+    /// The start of the latest day with sessions.
+    pub fn last_day(&self) -> Option<i64> {
+        self.days.last().map(|&d| i64::from(d) * DAY)
+    }
+
     /// (successful, failed) of one day.
     pub fn get(&self, day: i64) -> Option<(u64, u64)> {
         self.days

@@ -55,6 +55,66 @@ pub enum Command {
     /// changed without a new id, certificates rolled under DANE. Metrics for
     /// node_exporter, one line per finding. Exit as check-domain, for the worst.
     Watch(WatchArgs),
+    /// Is this installation set up right? One read-only pass: the binaries, the spool,
+    /// the MTA wiring, each domain's record and route, whether reports arrive and count,
+    /// the jobs, the database. One line per item with its fix. Exit 0 ok, 1 warnings,
+    /// 2 errors, 3 something could not be checked.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A domain whose reports come here (repeatable): its record, its route, its reports.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Vec<String>,
+
+    /// Spool directory (repeatable); the spools the deliveries write are added.
+    #[arg(long, env = "TLSRPT_SPOOL", value_name = "DIR", default_value = DEFAULT_SPOOL)]
+    pub spool: Vec<PathBuf>,
+
+    /// The database (default: the default SQLite file, when it exists).
+    #[arg(long, value_name = "URL", env = "TLSRPT_DB")]
+    pub db: Option<String>,
+
+    /// A textfile of `metrics` or `watch` (repeatable; default: the contrib units' paths
+    /// that exist).
+    #[arg(long, value_name = "FILE")]
+    pub textfile: Vec<PathBuf>,
+
+    /// The account the operator jobs run as.
+    #[arg(long, value_name = "NAME", default_value = "tlsrpt")]
+    pub user: String,
+
+    /// The operator's data directory (the default database, watch's memory).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/tlsrpt")]
+    pub data_dir: PathBuf,
+
+    /// Postfix's configuration directory (postconf -c), when not the default.
+    #[arg(long, value_name = "DIR")]
+    pub postfix_config: Option<PathBuf>,
+
+    /// The aliases file local(8) reads.
+    #[arg(long, value_name = "FILE", default_value = "/etc/aliases")]
+    pub aliases: PathBuf,
+
+    /// Where cron lines live.
+    #[arg(long, value_name = "DIR", default_value = "/etc/cron.d")]
+    pub cron_dir: PathBuf,
+
+    /// DNS server for the records (default: /etc/resolv.conf).
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub nameserver: Option<String>,
+
+    /// Seconds to wait for each DNS answer.
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub trusted: Trusted,
+
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RecordFormat,
 }
 
 pub const DEFAULT_WATCH_STATE: &str = "/var/lib/tlsrpt/watch";

@@ -6,9 +6,9 @@
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{
-    CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, DomainFormat,
-    ExportArgs, ExportFormat, LoadArgs, MetricsArgs, PruneArgs, QuarantineArgs, RecordFormat,
-    Select, SummaryArgs, SummaryFormat, Trusted, WatchArgs,
+    CheckArgs, CheckDomainArgs, CheckRecordArgs, Cli, ColorChoice, Command, DoctorArgs,
+    DomainFormat, ExportArgs, ExportFormat, LoadArgs, MetricsArgs, PruneArgs, QuarantineArgs,
+    RecordFormat, Select, SummaryArgs, SummaryFormat, Trusted, WatchArgs,
 };
 use crate::exit::Failure;
 use crate::trust::Trust;
@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Prune(a) => prune_cmd(a),
         Command::Quarantine(a) => quarantine_cmd(a),
         Command::Watch(a) => watch_cmd(a),
+        Command::Doctor(a) => doctor_cmd(a),
     }
 }
 
@@ -42,6 +43,15 @@ fn watch_cmd(a: WatchArgs) -> Result<(), Failure> {
         .inspect_err(|_| crate::watch::textfile_after_failure(&a, t, started))?;
     write_stdout(&o.out)?;
     match o.status {
+        0 => Ok(()),
+        s => Err(Failure::quiet(s)),
+    }
+}
+
+fn doctor_cmd(a: DoctorArgs) -> Result<(), Failure> {
+    let items = crate::doctor::run(&a, now());
+    write_stdout(&crate::doctor::render(&items, a.format))?;
+    match crate::doctor::status(&items) {
         0 => Ok(()),
         s => Err(Failure::quiet(s)),
     }

@@ -23,6 +23,7 @@ mod cli;
 mod commands;
 mod db;
 mod digest;
+mod doctor;
 mod exit;
 mod export;
 mod live;

@@ -125,6 +125,12 @@ postconf -F '*/*/chroot = n'
 fresh_spool tlsrpt
 postfix start >/dev/null 2>&1
 check "postfix started" wait_for 20 test -S /var/spool/postfix/public/pickup
+# tlsrpt doctor sees the package and the wiring the snippets made (the rest of its
+# verdicts, each piece broken in turn, in operator/tests/doctor.rs).
+/usr/bin/tlsrpt doctor > "$WORK/doctor.txt" 2>&1 || true
+check "doctor: the Postfix service of the snippet" grep -q '^ok *mta: Postfix service tlsrpt (master.cf) runs /usr/bin/tlsrpt-pipe as tlsrpt into /var/spool/tlsrpt$' "$WORK/doctor.txt"
+check "doctor: the packaged tlsrpt-pipe, same version" grep -q '^ok *install: tlsrpt-pipe [0-9.]* (/usr/bin/tlsrpt-pipe)$' "$WORK/doctor.txt"
+check "doctor: the packaged spool" grep -q '^ok *spool: /var/spool/tlsrpt (owner tlsrpt:tlsrpt, mode 0750), writable by tlsrpt$' "$WORK/doctor.txt"
 
 log "Postfix: delivery over SMTP with envelope"
 $CHECK smtp noreply-smtp-tls-reporting@google.com tls-reports@example.com "$FIX/mjl-_mox/example.eml"
