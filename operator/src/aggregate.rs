@@ -405,6 +405,15 @@ pub(crate) fn mx_key(m: Option<&str>) -> String {
         .unwrap_or_else(|| "(none)".to_owned())
 }
 
+/// The value at `key`, inserted with its default first when absent: the key is copied
+/// only then (a year of reports looks up the same few keys millions of times).
+pub(crate) fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
 /// One report's policies of one domain, with the counting rule applied
 /// (tlsrpt_pipe::counting: policies of one type add up, different types count once).
 pub struct Share<'r, 'a> {
@@ -443,12 +452,19 @@ fn count_of<'p>(p: &'p PolicyResult) -> counting::PolicyCount<'p> {
 /// The report's policies grouped by domain (first-appearance order), each with the
 /// counting rule applied.
 pub fn shares<'r, 'a>(report: &'r Report<'a>) -> Vec<Share<'r, 'a>> {
-    let mut groups: Vec<(String, Vec<&PolicyResult>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<&PolicyResult>)> = Vec::with_capacity(1);
     for p in &report.policies {
-        let d = domain_key(p.policy.policy_domain.as_deref());
-        match groups.iter_mut().find(|(k, _)| *k == d) {
+        // The key compared before it is made (domain_key, without its allocation).
+        let raw = p
+            .policy
+            .policy_domain
+            .as_deref()
+            .map(|d| d.trim().trim_end_matches('.'))
+            .filter(|d| !d.is_empty())
+            .unwrap_or(counting::NONE);
+        match groups.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(raw)) {
             Some((_, v)) => v.push(p),
-            None => groups.push((d, vec![p])),
+            None => groups.push((domain_key(p.policy.policy_domain.as_deref()), vec![p])),
         }
     }
     groups
@@ -484,17 +500,13 @@ pub fn domains_of(report: &Report) -> Vec<String> {
 impl Tally {
     /// Adds one report. `domains` empty means every domain.
     pub fn add(&mut self, report: &Report, start: i64, domains: &[String]) {
-        let org = report
-            .organization_name
-            .as_deref()
-            .unwrap_or("(unknown)")
-            .to_owned();
+        let org = report.organization_name.as_deref().unwrap_or("(unknown)");
         let day = start.div_euclid(DAY) * DAY;
         for share in shares(report) {
             if !domains.is_empty() && !domains.contains(&share.domain) {
                 continue;
             }
-            let d = self.domains.entry(share.domain.clone()).or_default();
+            let d = slot(&mut self.domains, &share.domain);
             let (s, f) = (share.successful, share.failed);
             d.sessions.reports += 1;
             d.sessions.successful = d.sessions.successful.saturating_add(s);
@@ -502,7 +514,7 @@ impl Tally {
             if self.sessions_only {
                 continue;
             }
-            let o = d.organizations.entry(org.clone()).or_default();
+            let o = slot(&mut d.organizations, org);
             o.reports += 1;
             o.successful = o.successful.saturating_add(s);
             o.failed = o.failed.saturating_add(f);
@@ -511,10 +523,10 @@ impl Tally {
             for fd in share.counted().flat_map(|p| &p.failure_details) {
                 let t = fd.result_type.as_deref().unwrap_or("(none)");
                 let n = fd.failed_session_count;
-                let r = d
-                    .result_types
-                    .entry(t.to_owned())
-                    .or_insert_with(|| ResultStats::new(start));
+                if !d.result_types.contains_key(t) {
+                    d.result_types.insert(t.to_owned(), ResultStats::new(start));
+                }
+                let r = d.result_types.get_mut(t).expect("inserted above");
                 r.failed = r.failed.saturating_add(n);
                 r.first_seen = r.first_seen.min(start);
                 r.last_seen = r.last_seen.max(start);
@@ -532,7 +544,7 @@ impl Tally {
                     n,
                     MAX_REASONS,
                 );
-                r.organizations.add(&org, n, MAX_MX);
+                r.organizations.add(org, n, MAX_MX);
                 if let Some(u) = fd.additional_information.as_deref() {
                     r.add_uri(u);
                 }
@@ -544,7 +556,7 @@ impl Tally {
                     *e = e.saturating_add(n);
                 }
                 if let Some(ip) = fd.receiving_ip.as_deref() {
-                    let e = d.receiving_ip.entry(ip.to_owned()).or_default();
+                    let e = slot(&mut d.receiving_ip, ip);
                     *e = e.saturating_add(n);
                 }
                 if let Some(ip) = fd.sending_mta_ip.as_deref() {
@@ -578,21 +590,24 @@ impl Tally {
                     ps.reports += 1;
                     ps.first_seen = ps.first_seen.min(start);
                     ps.last_seen = ps.last_seen.max(start);
-                    ps.add_org(&org);
+                    ps.add_org(org);
                 }
             }
             // Per policy type: each type's own figures, once per report and type.
             for t in share.types() {
-                let ts = d.policy_types.entry(t.policy_type.to_owned()).or_default();
+                let ts = slot(&mut d.policy_types, t.policy_type);
                 ts.sessions.reports += 1;
                 ts.sessions.successful = ts.sessions.successful.saturating_add(t.successful);
                 ts.sessions.failed = ts.sessions.failed.saturating_add(t.failed);
             }
             for p in &share.policies {
-                let ts = d.policy_types.entry(policy_type(p).to_owned()).or_default();
+                if p.failure_details.is_empty() {
+                    continue;
+                }
+                let ts = slot(&mut d.policy_types, policy_type(p));
                 for fd in &p.failure_details {
                     let rt = fd.result_type.as_deref().unwrap_or("(none)");
-                    let e = ts.result_types.entry(rt.to_owned()).or_default();
+                    let e = slot(&mut ts.result_types, rt);
                     *e = e.saturating_add(fd.failed_session_count);
                 }
             }
@@ -797,7 +812,10 @@ impl Summary {
                 .into_iter()
                 .flatten()
             {
-                if self.recipients.len() < crate::ours::MAX_ADDRESSES && a.contains('@') {
+                if self.recipients.len() < crate::ours::MAX_ADDRESSES
+                    && a.contains('@')
+                    && !self.recipients.contains(&**a)
+                {
                     self.recipients.insert(a.to_ascii_lowercase());
                 }
             }

@@ -217,7 +217,7 @@ pub fn run(a: &CheckArgs, now: i64) -> Result<(String, Status), Failure> {
             // From the database: the window's figures, and the reporters' history.
             let unknown_db = |m: String| unknown(format!("{db}: {m}"));
             let mut r = crate::db::open_read(db).map_err(|e| unknown_db(e.msg))?;
-            let s = crate::summary::collect_db(r.as_mut(), w, &domains, &trust)
+            let s = crate::summary::collect_db(r.as_mut(), w, &domains, &trust, false)
                 .map_err(|e| unknown_db(e.msg))?;
             let q = crate::db::Query {
                 previous_since: w.previous().since,

@@ -353,7 +353,7 @@ fn summary_cmd(a: SummaryArgs) -> Result<(), Failure> {
         }
         Some(url) => {
             let mut r = db::open_read(url).map_err(db::DbError::failure)?;
-            let s = summary::collect_db(r.as_mut(), w, &a.select.domain, &trust)
+            let s = summary::collect_db(r.as_mut(), w, &a.select.domain, &trust, a.probe)
                 .map_err(db::DbError::failure)?;
             (
                 s,

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Share as DomainShare, dedup_id, domain_key, policy_type, shares};
+use crate::aggregate::{Share as DomainShare, dedup_id, domain_key, policy_type, shares, slot};
 use crate::db::figures::Figure;
 use crate::db::{DbError, Query, Reader};
 use crate::record::{Parsed, PolicyResult};
@@ -89,29 +89,33 @@ pub struct State {
     pub key_order: Vec<u128>,
 }
 
-/// A policy's sessions by result: successful, each result type of its failure
-/// details, and the failed sessions it gave no detail row for.
-fn results(pol: &PolicyResult) -> Vec<(String, u64)> {
-    let mut m: Vec<(String, u64)> = vec![("successful".into(), pol.summary.successful)];
+/// A policy's sessions by result, each given to `f`: successful, each result type of
+/// its failure details, and the failed sessions it gave no detail row for.
+fn each_result(pol: &PolicyResult, mut f: impl FnMut(&str, u64)) {
+    f("successful", pol.summary.successful);
     let mut detailed = 0u64;
     for fd in &pol.failure_details {
-        let t = fd.result_type.as_deref().unwrap_or("(none)");
-        m.push((t.to_owned(), fd.failed_session_count));
+        f(
+            fd.result_type.as_deref().unwrap_or("(none)"),
+            fd.failed_session_count,
+        );
         detailed = detailed.saturating_add(fd.failed_session_count);
     }
     if pol.summary.failed > detailed {
-        m.push(("unspecified-failure".into(), pol.summary.failed - detailed));
+        f("unspecified-failure", pol.summary.failed - detailed);
     }
-    m
+}
+
+/// Adds `n` at `key` (the key copied only when new).
+fn add_at(m: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    let e = slot(m, key);
+    *e = e.saturating_add(n);
 }
 
 /// Adds the counted policies' sessions by result (the counting rule).
 fn add_share(m: &mut BTreeMap<String, u64>, share: &DomainShare) {
     for pol in share.counted() {
-        for (res, n) in results(pol) {
-            let e = m.entry(res).or_default();
-            *e = e.saturating_add(n);
-        }
+        each_result(pol, |res, n| add_at(m, res, n));
     }
 }
 
@@ -129,43 +133,25 @@ fn count(st: &mut State, p: &Parsed, trust: &Trust, domains: &[String]) {
         st.last_stored = Some(st.last_stored.map_or(t, |l| l.max(t)));
     }
     for share in shares(&r.report) {
-        let domain = share.domain.clone();
-        if !domains.is_empty() && !domains.contains(&domain) {
+        let domain = share.domain.as_str();
+        if !domains.is_empty() && !domains.iter().any(|d| d == domain) {
             continue;
         }
         if !counted {
-            *st.unauthenticated.entry(domain.clone()).or_default() += 1;
-            add_share(
-                st.unauthenticated_sessions.entry(domain).or_default(),
-                &share,
-            );
+            *slot(&mut st.unauthenticated, domain) += 1;
+            add_share(slot(&mut st.unauthenticated_sessions, domain), &share);
             continue;
         }
-        *st.reports
-            .entry(domain.clone())
-            .or_default()
-            .entry(org.to_owned())
-            .or_default() += 1;
+        *slot(slot(&mut st.reports, domain), org) += 1;
         if let Some(t) = received {
-            let e = st.last_received.entry(domain.clone()).or_insert(t);
+            let e = slot(&mut st.last_received, domain);
             *e = (*e).max(t);
         }
-        st.history.add(&domain, org, p.start, p.end);
-        add_share(
-            st.domain_sessions.entry(domain.clone()).or_default(),
-            &share,
-        );
+        st.history.add(domain, org, p.start, p.end);
+        add_share(slot(&mut st.domain_sessions, domain), &share);
         for pol in &share.policies {
-            let m = st
-                .sessions
-                .entry(domain.clone())
-                .or_default()
-                .entry(policy_type(pol).to_owned())
-                .or_default();
-            for (res, n) in results(pol) {
-                let e = m.entry(res).or_default();
-                *e = e.saturating_add(n);
-            }
+            let m = slot(slot(&mut st.sessions, domain), policy_type(pol));
+            each_result(pol, |res, n| add_at(m, res, n));
         }
     }
 }

@@ -750,11 +750,14 @@ fn readers() -> usize {
 /// (crate::db::figures), one GROUP BY; memory follows the groups, not the reports. On
 /// PostgreSQL the domains are split over up to 4 connections (one server process each,
 /// as `load --jobs`), and the disjoint shares merged; one thread builds the figures.
+/// `recipients`: also the addresses the window's reports were delivered to (what makes
+/// a domain ours: `--probe`, `watch`), one more scan.
 pub fn collect_db(
     reader: &mut dyn Reader,
     window: Window,
     domains: &[String],
     trust: &Trust,
+    recipients: bool,
 ) -> Result<Summary, DbError> {
     let mut readers: Vec<Box<dyn Reader>> = Vec::new();
     let cores = self::readers();
@@ -795,7 +798,10 @@ pub fn collect_db(
             },
         );
     })?;
-    s.recipients = reader.recipients(&queries[0])?.into_iter().collect();
+    // An extra scan of the window: only for what decides which domains are ours.
+    if recipients {
+        s.recipients = reader.recipients(&queries[0])?.into_iter().collect();
+    }
     // The connections fetch; this thread alone builds the figures, so they are held
     // once (and in one allocator arena), whatever the number of connections.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Group>>(2);

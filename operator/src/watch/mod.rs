@@ -242,7 +242,7 @@ pub fn run(a: &WatchArgs, settings: &Settings, now: i64) -> Result<Outcome, Fail
         let trust = crate::trust::Trust::new(&[], true).map_err(fail3)?;
         let summary = if let Some(url) = &a.db {
             let mut r = crate::db::open_read(url).map_err(|e| fail3(e.to_string()))?;
-            crate::summary::collect_db(r.as_mut(), w, &[], &trust)
+            crate::summary::collect_db(r.as_mut(), w, &[], &trust, true)
                 .map_err(|e| fail3(e.to_string()))
                 .map(Some)?
         } else {
