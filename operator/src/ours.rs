@@ -68,6 +68,18 @@ impl Ours {
         dns: &Dns,
         budget: Duration,
     ) -> (Vec<String>, Vec<(String, String)>) {
+        self.split_upto(domains, dns, budget, MAX_LOOKUPS)
+    }
+
+    /// [`split`](Ours::split) with at most `max_lookups` lookups (`watch`, whose run
+    /// is the watching of every domain of the reports, looks up each).
+    pub fn split_upto(
+        &self,
+        domains: &[String],
+        dns: &Dns,
+        budget: Duration,
+        max_lookups: usize,
+    ) -> (Vec<String>, Vec<(String, String)>) {
         let end = Instant::now() + budget;
         let verdicts: Vec<Mutex<Option<Result<(), String>>>> =
             domains.iter().map(|_| Mutex::new(None)).collect();
@@ -87,14 +99,14 @@ impl Ours {
                         let over_budget = || {
                             let mut l = lookups.lock().expect("no panics while held");
                             *l += 1;
-                            *l > MAX_LOOKUPS
+                            *l > max_lookups
                         };
                         let v = if self.listed.contains(d) {
                             Ok(())
                         } else if Instant::now() >= end {
                             Err("not probed: no time was left to look up its TLSRPT record (whether it is ours)".into())
                         } else if over_budget() {
-                            Err(format!("not probed: more than {MAX_LOOKUPS} domains to look up this run"))
+                            Err(format!("not probed: more than {max_lookups} domains to look up this run"))
                         } else {
                             let e = check_domain(dns, d, &[], false);
                             if e.lookup_failed {
