@@ -7,10 +7,11 @@
 //!
 //! The data flows, by file: spool.rs (day files, read-only) → record.rs (a line's view)
 //! → trust.rs (does it count) → aggregate.rs (figures by the counting rule) →
-//! summary.rs (the document) → render/ (table, JSON, CSV, HTML), check.rs, metrics.rs,
-//! export.rs; and load.rs (spool → db/) → db/ (figures summed by the database) → the
-//! same document. check_record.rs, check_domain/, probe/ and live.rs look at DNS and
-//! the domains' hosts live.
+//! summary/ (collect.rs, then the document) → render/ (table, JSON, CSV, HTML),
+//! check.rs, metrics.rs, export.rs; and load.rs (spool → db/) → db/ (figures summed by
+//! the database) → the same document. check_record.rs, check_domain/, probe/ and
+//! live.rs look at DNS and the domains' hosts live; watch/ does so on its own, with a
+//! memory; doctor/ looks at the installation.
 
 #![forbid(unsafe_code)]
 
