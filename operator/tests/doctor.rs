@@ -17,13 +17,6 @@ use common::world::world;
 use common::*;
 use serde_json::Value;
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn sh(cmd: &str) {
     let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
     assert!(st.success(), "{cmd}");

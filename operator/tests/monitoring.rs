@@ -29,16 +29,6 @@ fn metrics(spools: &[&Path], textfile: &Path) -> std::process::Output {
 }
 
 /// `name{labels} value` lines of a textfile, keyed by `name{labels}`.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_owned(), v.parse().unwrap())
-        })
-        .collect()
-}
-
 fn get(m: &BTreeMap<String, f64>, key: &str) -> f64 {
     *m.get(key).unwrap_or_else(|| panic!("no sample {key}"))
 }
@@ -634,13 +624,6 @@ fn check(args: &[&str]) -> (i32, String) {
         .any(|s| first.starts_with(&format!("TLSRPT {s} - ")));
     assert!(ok, "first line: {first:?}; stderr {}", stderr(&o));
     (o.status.code().unwrap(), out)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// A reporter's daily reports for `days` days back from today (day offsets, 1 = yesterday).

@@ -26,10 +26,6 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-fn now() -> i64 {
-    tlsrpt_pipe::datetime::Timestamp::now().0
-}
-
 fn today() -> i64 {
     now().div_euclid(DAY) * DAY
 }

@@ -18,13 +18,6 @@ use common::world::world;
 use common::*;
 use serde_json::{Value, json};
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// One watch run against the world: (exit status, JSON document, textfile samples).
 /// Runs start at least a second apart: the memory's clock has one-second steps, as an
 /// hourly timer's runs have hours between them.
@@ -71,16 +64,6 @@ fn watch(state: &Path, args: &[&str]) -> (i32, Value, BTreeMap<String, f64>) {
     );
     let text = std::fs::read_to_string(&tf).expect("the textfile is written on every run");
     (status, doc, samples(&text))
-}
-
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_owned(), v.parse().unwrap())
-        })
-        .collect()
 }
 
 /// The findings of `domain`: (code, severity, host, message).

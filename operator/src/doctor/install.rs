@@ -102,55 +102,43 @@ fn binaries(w: &Wiring, items: &mut Vec<Item>) {
     }
 }
 
+/// The groups `user` is in (its primary group at least).
+fn groups(user: &nix::unistd::User) -> Vec<u32> {
+    std::ffi::CString::new(user.name.clone())
+        .ok()
+        .and_then(|n| nix::unistd::getgrouplist(&n, user.gid).ok())
+        .map(|g| g.iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_else(|| vec![user.gid.as_raw()])
+}
+
+/// Has `user` all the `bits` (of rwx: 4, 2, 1) on a file of this owner and mode, by
+/// the class it falls in (owner, group, other)? Root has all.
+fn may(user: &nix::unistd::User, groups: &[u32], m: &std::fs::Metadata, bits: u32) -> bool {
+    let shift = if user.uid.is_root() {
+        return true;
+    } else if user.uid.as_raw() == m.uid() {
+        6
+    } else if groups.contains(&m.gid()) {
+        3
+    } else {
+        0
+    };
+    (m.mode() >> shift) & bits == bits
+}
+
 /// Can `user` create files in a directory of this owner and mode?
 fn can_write(user: &nix::unistd::User, m: &std::fs::Metadata) -> bool {
-    let mode = m.mode();
-    if user.uid.is_root() {
-        return true;
-    }
-    if user.uid.as_raw() == m.uid() {
-        return mode & 0o300 == 0o300;
-    }
-    let in_group = user.gid.as_raw() == m.gid()
-        || std::ffi::CString::new(user.name.clone())
-            .ok()
-            .and_then(|n| nix::unistd::getgrouplist(&n, user.gid).ok())
-            .is_some_and(|g| g.iter().any(|g| g.as_raw() == m.gid()));
-    if in_group {
-        mode & 0o030 == 0o030
-    } else {
-        mode & 0o003 == 0o003
-    }
+    may(user, &groups(user), m, 0o3)
 }
 
 /// Can `user` reach `dir` (search permission on every directory above it)? The first
 /// one that stops it, if any.
 fn blocked_above(user: &nix::unistd::User, dir: &Path) -> Option<std::path::PathBuf> {
-    if user.uid.is_root() {
-        return None;
-    }
-    let groups: Vec<u32> = std::ffi::CString::new(user.name.clone())
-        .ok()
-        .and_then(|n| nix::unistd::getgrouplist(&n, user.gid).ok())
-        .map(|g| g.iter().map(|g| g.as_raw()).collect())
-        .unwrap_or_else(|| vec![user.gid.as_raw()]);
-    for a in dir.ancestors().skip(1) {
-        let Ok(m) = std::fs::metadata(a) else {
-            continue;
-        };
-        let mode = m.mode();
-        let ok = if m.uid() == user.uid.as_raw() {
-            mode & 0o100 != 0
-        } else if groups.contains(&m.gid()) {
-            mode & 0o010 != 0
-        } else {
-            mode & 0o001 != 0
-        };
-        if !ok {
-            return Some(a.to_path_buf());
-        }
-    }
-    None
+    let groups = groups(user);
+    dir.ancestors()
+        .skip(1)
+        .find(|a| std::fs::metadata(a).is_ok_and(|m| !may(user, &groups, &m, 0o1)))
+        .map(Path::to_path_buf)
 }
 
 fn name_of_uid(uid: u32) -> String {

@@ -27,6 +27,21 @@ pub struct Service {
 }
 
 impl Service {
+    /// The line saying what was found: who runs what into where (`unnamed`: the user
+    /// when the configuration names none; `note`: after the user).
+    fn found(&self, unnamed: &str, note: &str) -> Item {
+        ok(
+            "mta",
+            format!(
+                "{} runs {} as {}{note} into {}",
+                self.source,
+                self.program,
+                self.user.as_deref().unwrap_or(unnamed),
+                self.spool()
+            ),
+        )
+    }
+
     pub fn spool(&self) -> String {
         self.spool
             .clone()
@@ -72,14 +87,19 @@ fn pipe_options(args: &[&str]) -> (Option<String>, Vec<String>) {
 }
 
 impl Wiring {
-    fn postconf(&self, args: &[&str]) -> Result<(i32, String), String> {
-        let p = self.postconf.as_deref().ok_or("no postconf")?;
+    /// Asks a Postfix tool, with `-c DIR` when a configuration directory was given.
+    fn ask_postfix(&self, program: &str, args: &[&str]) -> Result<(i32, String), String> {
         let mut a: Vec<&str> = Vec::new();
         if let Some(d) = &self.config_dir {
             a.extend(["-c", d]);
         }
         a.extend_from_slice(args);
-        ask(p, &a)
+        ask(program, &a)
+    }
+
+    fn postconf(&self, args: &[&str]) -> Result<(i32, String), String> {
+        let p = self.postconf.as_deref().ok_or("no postconf")?;
+        self.ask_postfix(p, args)
     }
 
     /// The maps a Postfix parameter names (`type:name`, comma or space separated).
@@ -105,12 +125,7 @@ impl Wiring {
     }
 
     fn lookup(&self, tool: &str, key: &str, map: &str) -> Option<String> {
-        let mut a: Vec<&str> = Vec::new();
-        if let Some(d) = &self.config_dir {
-            a.extend(["-c", d]);
-        }
-        a.extend(["-q", key, map]);
-        match ask(&self.postfix_tool(tool), &a) {
+        match self.ask_postfix(&self.postfix_tool(tool), &["-q", key, map]) {
             Ok((0, v)) => Some(v.trim().to_owned()),
             _ => None,
         }
@@ -244,16 +259,7 @@ fn postfix(w: &mut Wiring, items: &mut Vec<Item>) {
             spool,
             trusted,
         };
-        items.push(ok(
-            "mta",
-            format!(
-                "{} runs {} as {} into {}",
-                s.source,
-                s.program,
-                s.user.as_deref().unwrap_or("(no user=)"),
-                s.spool()
-            ),
-        ));
+        items.push(s.found("(no user=)", ""));
         // One recipient per delivery: each exit status applies to one recipient.
         let limit = format!("{}_destination_recipient_limit", s.name);
         match w.postconf(&["-h", &limit]) {
@@ -271,13 +277,7 @@ fn postfix(w: &mut Wiring, items: &mut Vec<Item>) {
         }
         // Listed routes: the addresses the transport maps send to this service.
         for map in w.maps("transport_maps") {
-            let mut a: Vec<String> = Vec::new();
-            if let Some(d) = &w.config_dir {
-                a.extend(["-c".into(), d.clone()]);
-            }
-            a.extend(["-s".into(), map.clone()]);
-            let args: Vec<&str> = a.iter().map(String::as_str).collect();
-            if let Ok((0, out)) = ask(&w.postfix_tool("postmap"), &args) {
+            if let Ok((0, out)) = w.ask_postfix(&w.postfix_tool("postmap"), &["-s", &map]) {
                 for l in out.lines() {
                     let mut kv = l.split_whitespace();
                     if let (Some(k), Some(v)) = (kv.next(), kv.next())
@@ -347,16 +347,7 @@ fn exim(w: &mut Wiring, items: &mut Vec<Item>) {
             spool,
             trusted,
         };
-        items.push(ok(
-            "mta",
-            format!(
-                "{} runs {} as {} into {}",
-                s.source,
-                s.program,
-                s.user.as_deref().unwrap_or("(exim's default)"),
-                s.spool()
-            ),
-        ));
+        items.push(s.found("(exim's default)", ""));
         w.services.push(s);
     }
 }
@@ -398,16 +389,7 @@ fn aliases(w: &mut Wiring, a: &DoctorArgs, items: &mut Vec<Item>) {
             spool,
             trusted,
         };
-        items.push(ok(
-            "mta",
-            format!(
-                "{} runs {} as {} (local(8): the file's owner, or default_privs) into {}",
-                s.source,
-                s.program,
-                owner,
-                s.spool()
-            ),
-        ));
+        items.push(s.found("nobody", " (local(8): the file's owner, or default_privs)"));
         w.services.push(s);
     }
 }

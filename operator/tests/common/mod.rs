@@ -22,6 +22,22 @@ pub const DAY: i64 = 86_400;
 /// 2026-03-01T00:00:00Z: the generated histories start here.
 pub const T0: i64 = 1_772_323_200;
 
+/// The clock, in Unix seconds.
+pub fn now() -> i64 {
+    tlsrpt_pipe::datetime::Timestamp::now().0
+}
+
+/// A Prometheus textfile's samples: series (name and labels as written) → value.
+pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_owned(), v.parse().unwrap())
+        })
+        .collect()
+}
+
 pub fn iso(t: i64) -> String {
     tlsrpt_pipe::datetime::Timestamp(t).rfc3339()
 }
