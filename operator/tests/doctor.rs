@@ -362,4 +362,24 @@ fn a_missing_spool_is_an_error_with_its_fix() {
         "{out}"
     );
     assert!(!out.contains("unknown  spool"), "{out}");
+    // An empty spool: nothing judged is said, never "ok".
+    std::fs::create_dir(&missing).unwrap();
+    let o = run(&[
+        "doctor",
+        "--spool",
+        missing.to_str().unwrap(),
+        "--data-dir",
+        t.path().to_str().unwrap(),
+        "--cron-dir",
+        t.path().to_str().unwrap(),
+        "--aliases",
+        t.path().join("none").to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("warning  trust: no report in the spools")),
+        "{out}"
+    );
+    assert!(o.status.code().unwrap() >= 1, "{out}");
 }

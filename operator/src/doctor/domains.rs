@@ -206,9 +206,12 @@ fn trust(a: &DoctorArgs, w: &Wiring, s: &crate::aggregate::Summary, items: &mut 
     let left = crate::summary::left_out_docs(&s.left_out);
     let left_n: u64 = left.iter().map(|l| l.reports).sum();
     if counted == 0 && left_n == 0 {
-        items.push(ok(
+        // Nothing read, nothing judged: not "fine".
+        items.push(problem(
             "trust",
-            format!("no report in the last {DAYS} days to judge"),
+            Level::Warning,
+            format!("no report in the spools in the last {DAYS} days: whether reports arrive and count is not known"),
+            "wait for the first daily report, or deliver one by hand (cat report.eml | tlsrpt-pipe --spool DIR) and run doctor again",
         ));
     } else if left_n == 0 {
         items.push(ok(
