@@ -23,7 +23,7 @@
 //!   authenticated reports or were given with `--domain`, the rest are `(other)`, since
 //!   anyone can send a report naming any domain.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -51,7 +51,26 @@ pub struct Mark {
     pub offset: u64,
 }
 
-type PerDomain<T> = BTreeMap<String, T>;
+/// Keyed by policy domain: hashed, since a year of reports looks up a thousand domains
+/// hundreds of thousands of times (a B-tree compares the names a dozen times a lookup);
+/// [`render`] sorts them.
+type PerDomain<T> = HashMap<String, T>;
+
+/// The value at `key` of a per-domain map, inserted with its default first when absent
+/// (the key copied only then).
+fn domain_slot<'m, V: Default>(map: &'m mut PerDomain<V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+/// A per-domain map's entries, sorted by domain (the textfile's order).
+fn by_domain<T>(map: &PerDomain<T>) -> Vec<(&String, &T)> {
+    let mut v: Vec<_> = map.iter().collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    v
+}
 
 /// Everything a run needs from the last one.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,19 +157,23 @@ fn count(st: &mut State, p: &Parsed, trust: &Trust, domains: &[String]) {
             continue;
         }
         if !counted {
-            *slot(&mut st.unauthenticated, domain) += 1;
-            add_share(slot(&mut st.unauthenticated_sessions, domain), &share);
+            *domain_slot(&mut st.unauthenticated, domain) += 1;
+            add_share(
+                domain_slot(&mut st.unauthenticated_sessions, domain),
+                &share,
+            );
             continue;
         }
-        *slot(slot(&mut st.reports, domain), org) += 1;
+        *slot(domain_slot(&mut st.reports, domain), org) += 1;
         if let Some(t) = received {
-            let e = slot(&mut st.last_received, domain);
+            let e = domain_slot(&mut st.last_received, domain);
             *e = (*e).max(t);
         }
         st.history.add(domain, org, p.start, p.end);
-        add_share(slot(&mut st.domain_sessions, domain), &share);
+        add_share(domain_slot(&mut st.domain_sessions, domain), &share);
+        let types = domain_slot(&mut st.sessions, domain);
         for pol in &share.policies {
-            let m = slot(slot(&mut st.sessions, domain), policy_type(pol));
+            let m = slot(types, policy_type(pol));
             each_result(pol, |res, n| add_at(m, res, n));
         }
     }
@@ -299,7 +322,7 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
         "counter",
         "TLS reports with a trusted DKIM pass, by policy domain and reporting organisation.",
     );
-    for (d, orgs) in &st.reports {
+    for (d, orgs) in by_domain(&st.reports) {
         for (org, n) in orgs {
             let _ = writeln!(
                 o,
@@ -315,7 +338,7 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
         "counter",
         "Sessions by policy domain, policy type and result (successful, a result type, or unspecified-failure); each policy type's own figures: do not sum over policy_type.",
     );
-    for (d, types) in &st.sessions {
+    for (d, types) in by_domain(&st.sessions) {
         for (t, results) in types {
             for (r, n) in results {
                 let _ = writeln!(
@@ -334,7 +357,7 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
         "counter",
         "Sessions by policy domain and result, by the counting rule (policies of one type add up; a session reported under sts and tlsa counts once). authenticated=\"false\": reports without a trusted DKIM pass, not counted elsewhere (domains with no authenticated report are (other)).",
     );
-    for (d, results) in &st.domain_sessions {
+    for (d, results) in by_domain(&st.domain_sessions) {
         for (r, n) in results {
             let _ = writeln!(
                 o,
@@ -345,7 +368,7 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
         }
     }
     let mut unauth_sessions: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
-    for (d, results) in &st.unauthenticated_sessions {
+    for (d, results) in by_domain(&st.unauthenticated_sessions) {
         let known = st.reports.contains_key(d) || domains.contains(d);
         let m = unauth_sessions
             .entry(if known { d.as_str() } else { "(other)" })
@@ -406,7 +429,7 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
         "gauge",
         "Time the latest authenticated report for the policy domain was received.",
     );
-    for (d, t) in &st.last_received {
+    for (d, t) in by_domain(&st.last_received) {
         let _ = writeln!(
             o,
             "tlsrpt_last_received_timestamp_seconds{{policy_domain=\"{}\"}} {t}",
@@ -429,7 +452,7 @@ pub fn render(st: &State, quarantined: u64, domains: &[String]) -> String {
         "Reports without a trusted DKIM pass (not counted above); domains with no authenticated report are (other).",
     );
     let mut unauth: BTreeMap<&str, u64> = BTreeMap::new();
-    for (d, n) in &st.unauthenticated {
+    for (d, n) in by_domain(&st.unauthenticated) {
         let known = st.reports.contains_key(d) || domains.contains(d);
         *unauth
             .entry(if known { d.as_str() } else { "(other)" })
