@@ -514,32 +514,44 @@ impl Writer for Pg {
             }
             w.finish().map_err(e)?;
         }
-        if !stored.is_empty() && self.figures {
-            let mut w = BinaryCopyInWriter::new(
-                c.copy_in(
-                    "COPY tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
-                     warnings, record, transport, trust_needs, recipient, original_recipient) FROM STDIN BINARY",
+        if !stored.is_empty() {
+            // A migration's intermediate target before version 5 has no figures' columns
+            // in the meta row: the first seven columns only.
+            let (more, n) = if self.figures {
+                (
+                    ", transport, trust_needs, recipient, original_recipient",
+                    11,
                 )
+            } else {
+                ("", 7)
+            };
+            let types = [
+                Type::INT8,
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+                Type::TEXT,
+                Type::JSONB,
+                Type::JSONB,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+            ];
+            let mut w = BinaryCopyInWriter::new(
+                c.copy_in(&format!(
+                    "COPY tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
+                     warnings, record{more}) FROM STDIN BINARY"
+                ))
                 .map_err(e)?,
-                &[
-                    Type::INT8,
-                    Type::TEXT,
-                    Type::TIMESTAMPTZ,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::JSONB,
-                    Type::JSONB,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::TEXT,
-                ],
+                &types[..n],
             );
             for (id, r) in &stored {
-                w.write(&[
+                let received = r.received_at.map(system_time);
+                let row: [&(dyn ToSql + Sync); 11] = [
                     id,
                     &r.dedup_key,
-                    &r.received_at.map(system_time),
+                    &received,
                     &r.source_spool,
                     &r.dkim_verdict,
                     &Jsonb(&r.warnings),
@@ -548,38 +560,8 @@ impl Writer for Pg {
                     &r.figures.trust_needs,
                     &r.figures.recipient,
                     &r.figures.original_recipient,
-                ])
-                .map_err(e)?;
-            }
-            w.finish().map_err(e)?;
-        } else if !stored.is_empty() {
-            let mut w = BinaryCopyInWriter::new(
-                c.copy_in(
-                    "COPY tlsrpt_report_meta (report_pk, dedup_key, received_at, source_spool, dkim_verdict,
-                     warnings, record) FROM STDIN BINARY",
-                )
-                .map_err(e)?,
-                &[
-                    Type::INT8,
-                    Type::TEXT,
-                    Type::TIMESTAMPTZ,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::JSONB,
-                    Type::JSONB,
-                ],
-            );
-            for (id, r) in &stored {
-                w.write(&[
-                    id,
-                    &r.dedup_key,
-                    &r.received_at.map(system_time),
-                    &r.source_spool,
-                    &r.dkim_verdict,
-                    &Jsonb(&r.warnings),
-                    &Jsonb(&r.record),
-                ])
-                .map_err(e)?;
+                ];
+                w.write(&row[..n]).map_err(e)?;
             }
             w.finish().map_err(e)?;
         }
